@@ -1,0 +1,133 @@
+"""Django settings for LedgerFS, read from the environment through config.env.
+
+With no environment at all this is the embedded mode: SQLite and generated secrets under
+LEDGERFS_DATA_DIR (default ./var), demo data allowed. LEDGERFS_ENV=production turns on the
+system checks in config.checks, which refuse settings that are only safe on a laptop.
+"""
+
+from pathlib import Path
+
+import dj_database_url
+
+from config.env import env_bool, env_list, env_str
+from config.secret_key import secret_key_load_or_create
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+LEDGERFS_ENV = env_str("LEDGERFS_ENV", "embedded", choices=("embedded", "production"))
+LEDGERFS_DATA_DIR = Path(env_str("LEDGERFS_DATA_DIR") or BASE_DIR / "var").resolve()
+LEDGERFS_DATA_DIR.mkdir(parents=True, exist_ok=True)
+LEDGERFS_DEMO = env_bool("LEDGERFS_DEMO", default=LEDGERFS_ENV == "embedded")
+
+SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+LEDGERFS_SECRET_KEY_SOURCE = "environment"
+if SECRET_KEY is None:
+    SECRET_KEY = secret_key_load_or_create(LEDGERFS_DATA_DIR / "secret_key")
+    LEDGERFS_SECRET_KEY_SOURCE = "data_dir"
+
+DEBUG = env_bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env_list(
+    "DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"]
+)
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool(
+    "DJANGO_SECURE_COOKIES", default=LEDGERFS_ENV == "production"
+)
+
+# Read now so a distributed deployment is configured in one place; nothing uses it yet.
+REDIS_URL = env_str("REDIS_URL")
+
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL is not None:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": LEDGERFS_DATA_DIR / "ledgerfs.sqlite3",
+            "OPTIONS": {
+                "timeout": 20,
+                # WAL lets readers run beside the one writer; IMMEDIATE takes the write lock
+                # when a transaction starts, so lock waits honour the timeout instead of
+                # failing with "database is locked" on upgrade.
+                "init_command": "PRAGMA journal_mode=WAL;",
+                "transaction_mode": "IMMEDIATE",
+            },
+        }
+    }
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "config.apps.ConfigConfig",
+    "ledger.apps.LedgerConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = LEDGERFS_DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns on every start while it is missing.
+# WhiteNoise serves straight from the finders, so `make run` needs no collectstatic step.
+WHITENOISE_USE_FINDERS = True
+
+LOG_LEVEL = env_str(
+    "LEDGERFS_LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+)
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+}
