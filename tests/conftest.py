@@ -1,0 +1,50 @@
+"""Suite-wide set-up: every test run gets its own LEDGERFS_DATA_DIR, never ./var.
+
+This module configures Django itself instead of pytest.ini: pytest-django loads the settings
+named there before any conftest runs, which would be too late to redirect the data directory.
+It runs before pytest-django sets Django up (in pytest_configure), so do not import models here.
+"""
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+TESTS_DIR = Path(__file__).resolve().parent
+DATA_DIR = Path(tempfile.mkdtemp(prefix="ledgerfs-pytest-"))
+
+os.environ["LEDGERFS_DATA_DIR"] = str(DATA_DIR)
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+# Markers applied from the directory a test lives in, so `-m "not e2e"` works without
+# decorating every test.
+DIRECTORY_MARKERS = ("integration", "e2e")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from django.conf import settings
+
+    # Reading a setting loads config.settings now, with the environment set above;
+    # pytest-django's own pytest_configure runs last and then calls django.setup().
+    if Path(settings.LEDGERFS_DATA_DIR) != DATA_DIR:
+        raise pytest.UsageError(
+            "Django settings were loaded before tests/conftest.py could isolate "
+            f"LEDGERFS_DATA_DIR (they point at {settings.LEDGERFS_DATA_DIR}). "
+            "Unset DJANGO_SETTINGS_MODULE and do not pass --ds; the suite sets it itself."
+        )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(DATA_DIR, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        try:
+            directory = item.path.relative_to(TESTS_DIR).parts[0]
+        except ValueError:
+            continue
+        if directory in DIRECTORY_MARKERS:
+            item.add_marker(directory)
