@@ -120,9 +120,7 @@ def consistency_path(first_size: int, second_size: int, get_node: GetNode) -> li
     Empty when first_size is 0 or equal to second_size: nothing needs proving.
     """
     if not 0 <= first_size <= second_size:
-        raise PreconditionFailed(
-            f"Requires 0 <= size1 <= size2, got {first_size}, {second_size}"
-        )
+        raise PreconditionFailed(f"Requires 0 <= size1 <= size2, got {first_size}, {second_size}")
     if first_size in (0, second_size):
         return []
     proof: list[bytes] = []
@@ -209,9 +207,7 @@ def verify_consistency(
     empty-tree root (the only root a tree of size 0 can have).
     """
     if not 0 <= first_size <= second_size:
-        raise PreconditionFailed(
-            f"Requires 0 <= size1 <= size2, got {first_size}, {second_size}"
-        )
+        raise PreconditionFailed(f"Requires 0 <= size1 <= size2, got {first_size}, {second_size}")
     first_root = _check_hash(first_root, "first root")
     second_root = _check_hash(second_root, "second root")
     path = [_check_hash(p, f"path[{i}]") for i, p in enumerate(path)]
