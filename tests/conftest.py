@@ -1,7 +1,7 @@
 """Suite-wide set-up: every test run gets its own LEDGERFS_DATA_DIR, never ./var.
 
-This module configures Django itself instead of pytest.ini: pytest-django loads the settings
-named there before any conftest runs, which would be too late to redirect the data directory.
+This module names the settings itself, not [tool.pytest.ini_options]: pytest-django loads those
+before any conftest runs, which would be too late to redirect the data directory.
 It runs before pytest-django sets Django up (in pytest_configure), so do not import models here.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 TESTS_DIR = Path(__file__).resolve().parent
-DATA_DIR = Path(tempfile.mkdtemp(prefix="ledgerfs-pytest-"))
+DATA_DIR = Path(tempfile.mkdtemp(prefix="ledgerfs-pytest-")).resolve()
 
 os.environ["LEDGERFS_DATA_DIR"] = str(DATA_DIR)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")

@@ -39,7 +39,6 @@ def _wait_until_serving(url: str, server: subprocess.Popen, log_path: Path) -> N
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data_dir = tmp_path_factory.mktemp("server-data")
     environment = {**os.environ, "LEDGERFS_DATA_DIR": str(data_dir)}
-    environment.pop("DJANGO_SETTINGS_MODULE", None)
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput"],
         cwd=REPOSITORY_ROOT,
