@@ -4,20 +4,24 @@ A command is a plain record; it says nothing about whether it is valid. The stat
 validates it against the current state and either turns it into one event or rejects it with a
 result code. Field meanings by command type:
 
-| type                     | account            | to / beneficiary         | other              |
-|--------------------------|--------------------|--------------------------|--------------------|
-| open_account             | -                  | -                        | did, kind, tags, safeguarding |
-| freeze/unfreeze/close_account | subject       | -                        |                    |
-| mint / burn              | credited / debited | -                        | amount             |
-| transfer                 | debited (from)     | to: credited             | amount, netting_batch_id |
-| hold                     | holder             | beneficiary (optional)   | amount, hold_id?, expires_at? |
-| release                  | -                  | beneficiary (optional)   | hold_id, amount? (partial capture) |
-| cancel_hold              | -                  | -                        | hold_id            |
-| stake_lock/stake_release | staker             | -                        | amount, escrow_id/trial_id |
-| stake_slash              | staker             | to: fee pool (optional)  | amount, escrow_id/trial_id |
-| fee_transfer             | payer              | to: fee pool (optional)  | amount             |
-| fee_burn                 | fee pool (optional)| -                        | amount             |
-| promo_mint / promo_burn  | credited / debited | -                        | amount             |
+| type                  | account            | to / beneficiary        | other              |
+|-----------------------|--------------------|-------------------------|--------------------|
+| open_account          | -                  | -                       | did, kind, tags,   |
+|                       |                    |                         | safeguarding       |
+| freeze/unfreeze/close | subject            | -                       |                    |
+| mint / burn           | credited / debited | -                       | amount             |
+| transfer              | debited (from)     | to: credited            | amount, netting id |
+| hold                  | holder             | beneficiary (optional)  | amount, hold_id?,  |
+|                       |                    |                         | expires_at?        |
+| release               | -                  | beneficiary (optional)  | hold_id, amount?   |
+| cancel_hold           | -                  | -                       | hold_id            |
+| stake_lock / release  | staker             | -                       | amount, escrow_id  |
+|                       |                    |                         | or trial_id        |
+| stake_slash           | staker             | to: fee pool (optional) | amount, escrow_id  |
+|                       |                    |                         | or trial_id        |
+| fee_transfer          | payer              | to: fee pool (optional) | amount             |
+| fee_burn              | fee pool (optional)| -                       | amount             |
+| promo_mint / burn     | credited / debited | -                       | amount             |
 """
 
 from __future__ import annotations

@@ -34,8 +34,8 @@ from ledger.core.events import EVENT_OF_COMMAND
 from ledger.core.state import (
     FEE_POOL_DID,
     ISSUANCE_DID,
-    AccountStatus,
     STATUS_CODES,
+    AccountStatus,
     HoldStatus,
     LedgerState,
     account_id_for,
