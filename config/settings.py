@@ -18,6 +18,9 @@ LEDGERFS_ENV = env_str("LEDGERFS_ENV", "embedded", choices=("embedded", "product
 LEDGERFS_DATA_DIR = Path(env_str("LEDGERFS_DATA_DIR") or BASE_DIR / "var").resolve()
 LEDGERFS_DATA_DIR.mkdir(parents=True, exist_ok=True)
 LEDGERFS_DEMO = env_bool("LEDGERFS_DEMO", default=LEDGERFS_ENV == "embedded")
+# "thread": a background thread projects committed events into the read models (servers);
+# "manual": projection only through explicit catch-up calls (tests, one-off commands).
+LEDGERFS_PROJECTOR = env_str("LEDGERFS_PROJECTOR", "thread", choices=("thread", "manual"))
 
 SECRET_KEY = env_str("DJANGO_SECRET_KEY")
 LEDGERFS_SECRET_KEY_SOURCE = "environment"

@@ -1,1 +1,7 @@
-urlpatterns = []
+from django.urls import path
+
+from ledger import views
+
+urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+]

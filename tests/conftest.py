@@ -16,6 +16,8 @@ TESTS_DIR = Path(__file__).resolve().parent
 DATA_DIR = Path(tempfile.mkdtemp(prefix="ledgerfs-pytest-")).resolve()
 
 os.environ["LEDGERFS_DATA_DIR"] = str(DATA_DIR)
+# Tests project explicitly (ledger.projector.catch_up), so no thread races their transactions.
+os.environ["LEDGERFS_PROJECTOR"] = "manual"
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 # Markers applied from the directory a test lives in, so `-m "not e2e"` works without
