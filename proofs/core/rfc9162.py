@@ -164,11 +164,10 @@ def root_from_inclusion_path(
             raise MalformedProof(f"path is longer than a tree of size {tree_size} allows")
         if fn & 1 or fn == sn:
             r = combine(p, r)
-            if not fn & 1:
-                # The node is the last of its level with no right sibling: it is carried up.
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
+            # A last node without a right sibling is carried up until it is a right child.
+            while fn and not fn & 1:
+                fn >>= 1
+                sn >>= 1
         else:
             r = combine(r, p)
         fn >>= 1
@@ -235,10 +234,9 @@ def verify_consistency(
         if fn & 1 or fn == sn:
             fr = node_hash(c, fr)
             sr = node_hash(c, sr)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
+            while fn and not fn & 1:
+                fn >>= 1
+                sn >>= 1
         else:
             sr = node_hash(sr, c)
         fn >>= 1

@@ -76,6 +76,8 @@ class SumTree:
 
     `_levels[0]` are the leaves; `_levels[l + 1][i]` is the parent of `_levels[l][2i]` and
     `_levels[l][2i + 1]`, or a copy of `_levels[l][2i]` when it has no right sibling.
+    Mutations check the new root sum before changing anything: sums are non-negative, so no
+    node exceeds the root, and rehashing can then never fail halfway.
     """
 
     def __init__(self, leaves: Iterable[tuple[bytes, int]] = ()) -> None:
@@ -114,6 +116,7 @@ class SumTree:
     def append_leaf(self, leaf_bytes: bytes, leaf_sum: int) -> int:
         """Add the next account; returns its leaf index."""
         node = leaf_node(leaf_bytes, leaf_sum)
+        check_sum(self.root()[1] + leaf_sum)  # see the class docstring
         index = self.size
         self._leaf_data.append(bytes(leaf_bytes))
         self._levels[0].append(node)
@@ -133,6 +136,9 @@ class SumTree:
         for index, leaf_bytes, leaf_sum in updates:
             self._check_index(index)
             staged[index] = (bytes(leaf_bytes), leaf_node(leaf_bytes, leaf_sum))
+        removed = sum(self._levels[0][index][1] for index in staged)
+        added = sum(node[1] for _, node in staged.values())
+        check_sum(self.root()[1] - removed + added)  # see the class docstring
         for index, (leaf_bytes, node) in staged.items():
             self._leaf_data[index] = leaf_bytes
             self._levels[0][index] = node

@@ -234,3 +234,15 @@ def test_property_a_proof_for_one_leaf_never_verifies_another(size_and_index):
         if other != index:
             with pytest.raises(ProofError):
                 verify_balance_proof({**proof, "leaf_index": other}, root_hash, root_sum)
+
+
+def test_an_overflowing_total_is_refused_before_anything_changes():
+    tree = SumTree([(b"a", 2**126), (b"b", 2**125)])
+    before = tree.root()
+    with pytest.raises(SumOutOfRange):
+        tree.append_leaf(b"c", 2**126)
+    with pytest.raises(SumOutOfRange):
+        tree.set_leaf(1, b"b", 2**126)
+    assert tree.root() == before and tree.size == 2
+    tree.set_leaves([(0, b"a", 2**125), (1, b"b", 2**126)])  # total unchanged: allowed
+    assert tree.root() == ref_root([(b"a", 2**125), (b"b", 2**126)])
