@@ -66,11 +66,9 @@ def generate_signer(name: str) -> tuple[str, str]:
     private_key = Ed25519PrivateKey.generate()
     public_key = private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     seed = private_key.private_bytes_raw()
-    verifier = verifier_key(name, public_key)
-    signer = f"PRIVATE+KEY+{name}+{key_id(name, public_key):08x}+" + encode_base64(
-        bytes([ALGORITHM_ED25519]) + seed
-    )
-    return signer, verifier
+    verifier = verifier_key(name, public_key)  # validates the name
+    encoded_seed = encode_base64(bytes([ALGORITHM_ED25519]) + seed)
+    return f"PRIVATE+KEY+{name}+{key_id(name, public_key):08x}+{encoded_seed}", verifier
 
 
 def _parse_key(name: str, id_hex: str, key_b64: str, kind: str) -> tuple[int, bytes]:
