@@ -1,0 +1,328 @@
+"""The RocksDB event store: one database per shard, one column family per kind of record.
+
+Key invariant: every group commit is ONE `WriteBatch` written with a synced WAL, so the log
+entries, their indexes, the idempotency records, the touched account and hold states and the
+head are durable together or not at all, and a reader never sees half a group.
+
+Column families (all keys and values are raw bytes; integers are big-endian so that byte order
+is numeric order):
+
+| family     | key                                  | value                                   |
+|------------|--------------------------------------|-----------------------------------------|
+| log        | seq (8)                              | chain hash (32) || canonical body bytes |
+| by_account | account id || 0x00 || seq (8)        | snapshot `>B5q` (status, 5 buckets)     |
+| by_id      | event id                             | seq (8)                                 |
+| by_time    | ts (8) || first seq of the group (8) | last seq of the group (8)               |
+| idem       | scoped idempotency key               | `IdempotencyRecord.pack()`              |
+| accounts   | account id                           | orjson of `Account.to_dict()`           |
+| holds      | hold id                              | orjson of `Hold.to_dict()`              |
+| meta       | b"head"                              | `>Qq32s`: next seq, last ts, head hash  |
+| meta       | b"ledger"                            | the ledger code (checked on open)       |
+
+`by_time` is sparse, one entry per group commit, because the state machine stamps every event
+of a group with the same clock reading and that clock never runs backwards (ts is
+non-decreasing in seq order). The events with ts <= T are therefore a prefix of the log made of
+whole groups, and the group entry found by one `seek_for_prev` holds the last seq of that prefix.
+
+Account ids contain no NUL byte, so the 0x00 separator keeps one account's `by_account` keys
+contiguous and apart from any other account whose id extends this one.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from operator import attrgetter
+from pathlib import Path
+
+import orjson
+from rocksdict import (
+    AccessType,
+    BlockBasedOptions,
+    Options,
+    Rdict,
+    WriteBatch,
+    WriteOptions,
+)
+
+from ledger.core.chain import GENESIS_PREV_HASH, StoredEvent
+from ledger.core.machine import GroupOutcome, IdempotencyRecord
+from ledger.core.state import Account, Hold, LedgerState
+from ledger.eventstore.port import AccountSnapshot, EventStore, EventStoreError
+
+COLUMN_FAMILIES = (
+    "log", "by_account", "by_id", "by_time", "idem", "accounts", "holds", "meta",
+)
+HASH_SIZE = 32
+HEAD_KEY = b"head"
+LEDGER_KEY = b"ledger"
+
+_SEQ = struct.Struct(">Q")
+_TIME_KEY = struct.Struct(">QQ")
+_SNAPSHOT = struct.Struct(">B5q")
+_HEAD = struct.Struct(">Qq32s")
+_MAX_KEY_INT = 2**64 - 1
+_ACCOUNT_SEP = b"\x00"
+# read() never holds a RocksDB iterator across a yield: a half-consumed reader would otherwise
+# pin old files and keep the database open after close(). It re-seeks once per chunk instead.
+_READ_CHUNK = 1024
+# Bits per key of the idempotency family's bloom filter: most keys the writer looks up are new,
+# and a filter answers "absent" without reading a data block (about 1% false positives).
+_IDEM_BLOOM_BITS_PER_KEY = 10
+
+
+def _family_options(bloom: bool = False) -> Options:
+    options = Options(raw_mode=True)
+    if bloom:
+        table = BlockBasedOptions()
+        table.set_bloom_filter(_IDEM_BLOOM_BITS_PER_KEY, False)
+        options.set_block_based_table_factory(table)
+    return options
+
+
+class RocksEventStore(EventStore):
+    """A shard's event store in the RocksDB database at `path`.
+
+    `sync=False` skips the WAL fsync (only for benchmarks and throwaway data: a power loss may
+    then lose acknowledged groups). `read_only=True` opens the database read-only; with
+    `secondary_path` it is opened as a secondary instance instead, which follows a running
+    writer through `catch_up()`.
+    """
+
+    def __init__(
+        self, path: str | Path, ledger: str, *, sync: bool = True, read_only: bool = False,
+        secondary_path: str | Path | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.path = Path(path)
+        self._closed = False
+        writable = not read_only and secondary_path is None
+        options = Options(raw_mode=True)
+        if writable:
+            options.create_if_missing(True)
+            options.create_missing_column_families(True)
+            access = AccessType.read_write()
+        elif secondary_path is not None:
+            # A secondary instance must keep every table file open (RocksDB's requirement).
+            options.set_max_open_files(-1)
+            access = AccessType.secondary(str(secondary_path))
+        else:
+            # The writer may be running: read its WAL instead of refusing to open.
+            access = AccessType.read_only(False)
+        families = {name: _family_options(bloom=name == "idem") for name in COLUMN_FAMILIES}
+        try:
+            self._db = Rdict(str(self.path), options, families, access)
+        except Exception as exc:  # rocksdict raises plain Exception for I/O and lock errors
+            raise EventStoreError(f"cannot open event store at {self.path}: {exc}") from exc
+        db = self._db
+        self._log = db.get_column_family("log")
+        self._by_account = db.get_column_family("by_account")
+        self._by_id = db.get_column_family("by_id")
+        self._by_time = db.get_column_family("by_time")
+        self._idem = db.get_column_family("idem")
+        self._accounts = db.get_column_family("accounts")
+        self._holds = db.get_column_family("holds")
+        self._meta = db.get_column_family("meta")
+        self._handles = tuple(db.get_column_family_handle(name) for name in COLUMN_FAMILIES)
+        self._write_options = WriteOptions()
+        self._write_options.sync = sync
+        self._check_ledger(writable)
+        self._next_seq = self._read_head()[0]
+
+    def _check_ledger(self, writable: bool) -> None:
+        stored = self._meta.get(LEDGER_KEY)
+        if stored is None and writable:
+            self._meta.put(LEDGER_KEY, self.ledger.encode(), self._write_options)
+        elif stored != self.ledger.encode():
+            self.close()
+            found = "no ledger" if stored is None else f"ledger {stored.decode()!r}"
+            raise EventStoreError(f"{self.path} holds {found}, not ledger {self.ledger!r}")
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EventStoreError(f"event store at {self.path} is closed")
+
+    def _read_head(self) -> tuple[int, int, bytes]:
+        data = self._meta.get(HEAD_KEY)
+        if data is None:
+            return 0, 0, GENESIS_PREV_HASH
+        return _HEAD.unpack(data)
+
+    # -- writer side ---------------------------------------------------------------------------
+
+    def load(self) -> LedgerState:
+        self._check_open()
+        state = LedgerState(self.ledger)
+        accounts = [Account.from_dict(orjson.loads(data)) for data in self._accounts.values()]
+        # Keys are sorted by id; the state keeps accounts in opening order like the writer's.
+        for account in sorted(accounts, key=attrgetter("position")):
+            state.add_account(account)
+        holds = [Hold.from_dict(orjson.loads(data)) for data in self._holds.values()]
+        for hold in sorted(holds, key=attrgetter("seq")):
+            state.add_hold(hold)
+        state.next_seq, state.last_ts, state.head_hash = self._read_head()
+        return state
+
+    def append(self, outcome: GroupOutcome, state: LedgerState) -> None:
+        self._check_open()
+        events = outcome.events
+        if events and events[0].body["seq"] != self._next_seq:
+            raise EventStoreError(
+                f"group starts at seq {events[0].body['seq']} but the log continues at "
+                f"{self._next_seq}"
+            )
+        log, by_account, by_id, by_time, idem, accounts, holds, meta = self._handles
+        batch = WriteBatch(raw_mode=True)
+        # The loop below is the writer's hot path: bound methods and packers in locals, no
+        # helper calls per event, bodies stay as the machine's canonical bytes.
+        put = batch.put
+        pack_seq = _SEQ.pack
+        pack_snapshot = _SNAPSHOT.pack
+        separator = _ACCOUNT_SEP
+        for event in events:
+            body = event.body
+            seq_key = pack_seq(body["seq"])
+            put(seq_key, event.hash + event.data, log)
+            put(body["id"].encode(), seq_key, by_id)
+            for account_id, snapshot in event.snapshots:
+                put(account_id.encode() + separator + seq_key, pack_snapshot(*snapshot),
+                    by_account)
+        if events:
+            first = events[0].body
+            put(_TIME_KEY.pack(first["ts"], first["seq"]), pack_seq(events[-1].body["seq"]),
+                by_time)
+        for scope, record in outcome.records.items():
+            put(scope, record.pack(), idem)
+        dumps = orjson.dumps
+        for account_id, account in outcome.touched_accounts(state).items():
+            put(account_id.encode(), dumps(account.to_dict()), accounts)
+        for hold_id, hold in outcome.touched_holds(state).items():
+            put(hold_id.encode(), dumps(hold.to_dict()), holds)
+        put(HEAD_KEY, _HEAD.pack(state.next_seq, state.last_ts, state.head_hash), meta)
+        try:
+            self._db.write(batch, self._write_options)
+        except Exception as exc:  # rocksdict raises plain Exception for I/O errors
+            raise EventStoreError(f"append of seq {self._next_seq}.. failed: {exc}") from exc
+        self._next_seq = state.next_seq
+
+    def idempotency_records(self, scopes: list[bytes]) -> dict[bytes, IdempotencyRecord]:
+        self._check_open()
+        if not scopes:
+            return {}
+        unpack = IdempotencyRecord.unpack
+        return {
+            scope: unpack(data)
+            for scope, data in zip(scopes, self._idem.get(scopes), strict=True)
+            if data is not None
+        }
+
+    # -- readers -------------------------------------------------------------------------------
+
+    def head(self) -> tuple[int, bytes]:
+        self._check_open()
+        next_seq, _, head_hash = self._read_head()
+        return next_seq - 1, head_hash
+
+    def read(self, after_seq: int = -1, limit: int | None = None) -> Iterator[StoredEvent]:
+        self._check_open()
+        return self._read(max(after_seq + 1, 0), limit)
+
+    def _read(self, seq: int, limit: int | None) -> Iterator[StoredEvent]:
+        remaining = limit
+        while remaining is None or remaining > 0:
+            wanted = _READ_CHUNK if remaining is None else min(remaining, _READ_CHUNK)
+            chunk = self._read_chunk(seq, wanted)
+            yield from chunk
+            if len(chunk) < wanted:
+                return
+            seq = chunk[-1].seq + 1
+            if remaining is not None:
+                remaining -= len(chunk)
+
+    def _read_chunk(self, seq: int, count: int) -> list[StoredEvent]:
+        self._check_open()
+        it = self._log.iter()
+        it.seek(_SEQ.pack(seq))
+        chunk = []
+        unpack_seq = _SEQ.unpack
+        while it.valid() and len(chunk) < count:
+            value = it.value()
+            chunk.append(
+                StoredEvent(unpack_seq(it.key())[0], value[HASH_SIZE:], value[:HASH_SIZE])
+            )
+            it.next()
+        return chunk
+
+    def get(self, seq: int) -> StoredEvent | None:
+        self._check_open()
+        if seq < 0:
+            return None
+        value = self._log.get(_SEQ.pack(seq))
+        if value is None:
+            return None
+        return StoredEvent(seq, value[HASH_SIZE:], value[:HASH_SIZE])
+
+    def seq_of_event(self, event_id: str) -> int | None:
+        self._check_open()
+        value = self._by_id.get(event_id.encode())
+        return None if value is None else _SEQ.unpack(value)[0]
+
+    def account_seqs(
+        self, account_id: str, after_seq: int = -1, before_seq: int | None = None,
+        limit: int | None = None,
+    ) -> list[int]:
+        self._check_open()
+        prefix = account_id.encode() + _ACCOUNT_SEP
+        end = _MAX_KEY_INT if before_seq is None else before_seq
+        it = self._by_account.iter()
+        it.seek(prefix + _SEQ.pack(max(after_seq + 1, 0)))
+        seqs: list[int] = []
+        unpack_seq = _SEQ.unpack
+        while it.valid() and (limit is None or len(seqs) < limit):
+            key = it.key()
+            if key[:-8] != prefix:
+                break
+            seq = unpack_seq(key[-8:])[0]
+            if seq >= end:
+                break
+            seqs.append(seq)
+            it.next()
+        return seqs
+
+    def account_snapshot_at(self, account_id: str, seq: int) -> AccountSnapshot | None:
+        self._check_open()
+        if seq < 0:
+            return None
+        prefix = account_id.encode() + _ACCOUNT_SEP
+        it = self._by_account.iter()
+        it.seek_for_prev(prefix + _SEQ.pack(min(seq, _MAX_KEY_INT)))
+        if not it.valid() or it.key()[:-8] != prefix:
+            return None
+        return _SNAPSHOT.unpack(it.value())
+
+    def seq_at_time(self, ts: int) -> int:
+        self._check_open()
+        if ts < 0:
+            return -1
+        it = self._by_time.iter()
+        # The largest key <= (ts, max) is the last group whose ts is <= ts (module docstring).
+        it.seek_for_prev(_TIME_KEY.pack(min(ts, _MAX_KEY_INT), _MAX_KEY_INT))
+        return _SEQ.unpack(it.value())[0] if it.valid() else -1
+
+    def catch_up(self) -> None:
+        """Follow the writer: a secondary instance reads what the primary wrote since."""
+        self._check_open()
+        self._db.try_catch_up_with_primary()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        # Column-family views and handles keep the database open; drop them all first.
+        for family in (
+            self._log, self._by_account, self._by_id, self._by_time, self._idem,
+            self._accounts, self._holds, self._meta,
+        ):
+            family.close()
+        self._handles = ()
+        self._db.close()
