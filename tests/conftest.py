@@ -50,3 +50,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             continue
         if directory in DIRECTORY_MARKERS:
             item.add_marker(directory)
+
+
+@pytest.fixture
+def ledger_runtime(tmp_path, settings):
+    """A fresh ledger runtime (shards, writers, bus) over a private data directory.
+
+    The database is rolled back after each test, so the shards on disk must not outlive the
+    test either; this gives every test its own and stops its writers afterwards.
+    """
+    from ledger import runtime
+
+    runtime.shutdown()
+    settings.LEDGERFS_DATA_DIR = tmp_path
+    yield runtime.runtime()
+    runtime.shutdown()
