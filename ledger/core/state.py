@@ -170,18 +170,20 @@ class LedgerState:
             heapq.heappush(self.expiries, (hold.expires_at, hold.id))
 
     def due_holds(self, now: int) -> list[Hold]:
-        """Open holds whose expiry is at or before `now`, in (expiry, id) order."""
-        due = []
+        """Open holds whose expiry is at or before `now`, in (expiry, id) order, each once."""
+        due: dict[str, Hold] = {}
         while self.expiries and self.expiries[0][0] <= now:
             expires_at, hold_id = heapq.heappop(self.expiries)
             hold = self.holds.get(hold_id)
-            # Entries left by rolled-back or resolved holds are skipped here, lazily.
+            # Entries left by resolved holds, or by holds of a rolled-back atomic request
+            # (the heap is not journalled), are skipped here; a hold id created again after
+            # such a rollback may have two entries, hence the de-duplication.
             if (
                 hold is not None and hold.status == HoldStatus.open
                 and hold.expires_at == expires_at
             ):
-                due.append(hold)
-        return due
+                due[hold_id] = hold
+        return list(due.values())
 
     def outstanding(self) -> int:
         """Customer liabilities: the money minted and not burned."""
