@@ -79,6 +79,27 @@ class Account:
             b["promo"],
         )
 
+    def info(self) -> dict[str, Any]:
+        """What never changes after opening (stored once, apart from the balances)."""
+        return {
+            "id": self.id, "did": self.did, "kind": self.kind, "tags": self.tags,
+            "safeguarding": self.safeguarding, "position": self.position,
+        }
+
+    @classmethod
+    def restore(
+        cls, info: dict[str, Any], snapshot: tuple[int, ...], last_seq: int
+    ) -> Account:
+        """Rebuild an account from its `info()` and a `snapshot()` taken at `last_seq`."""
+        account = cls(
+            info["id"], info["did"], info["kind"], info["tags"], info["safeguarding"],
+            info["position"],
+        )
+        account.status = STATUS_OF_CODE[snapshot[0]]
+        account.balances = dict(zip(BUCKETS, snapshot[1:], strict=True))
+        account.last_seq = last_seq
+        return account
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "did": self.did, "kind": self.kind, "status": self.status,

@@ -14,7 +14,8 @@ is numeric order):
 | by_id      | event id                             | seq (8)                                 |
 | by_time    | ts (8) || first seq of the group (8) | last seq of the group (8)               |
 | idem       | scoped idempotency key               | `IdempotencyRecord.pack()`              |
-| accounts   | account id                           | orjson of `Account.to_dict()`           |
+| account_info | account id                         | orjson of `Account.info()` (once)       |
+| accounts   | account id                           | `>B5qq`: status, 5 buckets, last seq    |
 | holds      | hold id                              | orjson of `Hold.to_dict()`              |
 | meta       | b"head"                              | `>Qq32s`: next seq, last ts, head hash  |
 | meta       | b"ledger"                            | the ledger code (checked on open)       |
@@ -51,7 +52,8 @@ from ledger.core.state import Account, Hold, LedgerState
 from ledger.eventstore.port import AccountSnapshot, EventStore, EventStoreError
 
 COLUMN_FAMILIES = (
-    "log", "by_account", "by_id", "by_time", "idem", "accounts", "holds", "meta",
+    "log", "by_account", "by_id", "by_time", "idem", "account_info", "accounts", "holds",
+    "meta",
 )
 HASH_SIZE = 32
 HEAD_KEY = b"head"
@@ -61,6 +63,7 @@ _SEQ = struct.Struct(">Q")
 _TIME_KEY = struct.Struct(">QQ")
 _SNAPSHOT = struct.Struct(">B5q")
 _HEAD = struct.Struct(">Qq32s")
+_ACCOUNT_STATE = struct.Struct(">B5qq")
 _MAX_KEY_INT = 2**64 - 1
 _ACCOUNT_SEP = b"\x00"
 # read() never holds a RocksDB iterator across a yield: a half-consumed reader would otherwise
@@ -120,6 +123,7 @@ class RocksEventStore(EventStore):
         self._by_id = db.get_column_family("by_id")
         self._by_time = db.get_column_family("by_time")
         self._idem = db.get_column_family("idem")
+        self._account_info = db.get_column_family("account_info")
         self._accounts = db.get_column_family("accounts")
         self._holds = db.get_column_family("holds")
         self._meta = db.get_column_family("meta")
@@ -153,7 +157,16 @@ class RocksEventStore(EventStore):
     def load(self) -> LedgerState:
         self._check_open()
         state = LedgerState(self.ledger)
-        accounts = [Account.from_dict(orjson.loads(data)) for data in self._accounts.values()]
+        # Both families are keyed by account id, so their sorted iterations pair up.
+        accounts = []
+        for (key, info), (state_key, data) in zip(
+            self._account_info.items(), self._accounts.items(), strict=True
+        ):
+            if key != state_key:
+                raise EventStoreError(f"account {key!r} has info but no state (or vice versa)")
+            status, *balances, last_seq = _ACCOUNT_STATE.unpack(data)
+            accounts.append(Account.restore(orjson.loads(info), (status, *balances), last_seq))
+
         # Keys are sorted by id; the state keeps accounts in opening order like the writer's.
         for account in sorted(accounts, key=attrgetter("position")):
             state.add_account(account)
@@ -171,7 +184,9 @@ class RocksEventStore(EventStore):
                 f"group starts at seq {events[0].body['seq']} but the log continues at "
                 f"{self._next_seq}"
             )
-        log, by_account, by_id, by_time, idem, accounts, holds, meta = self._handles
+        log, by_account, by_id, by_time, idem, account_info, accounts, holds, meta = (
+            self._handles
+        )
         batch = WriteBatch(raw_mode=True)
         # The loop below is the writer's hot path: bound methods and packers in locals, no
         # helper calls per event, bodies stay as the machine's canonical bytes.
@@ -187,6 +202,10 @@ class RocksEventStore(EventStore):
             for account_id, snapshot in event.snapshots:
                 put(account_id.encode() + separator + seq_key, pack_snapshot(*snapshot),
                     by_account)
+            if body["type"] == "account_opened":
+                # What never changes about an account is written once, when it opens.
+                account = state.accounts[body["details"]["account"]]
+                put(account.id.encode(), orjson.dumps(account.info()), account_info)
         if events:
             first = events[0].body
             put(_TIME_KEY.pack(first["ts"], first["seq"]), pack_seq(events[-1].body["seq"]),
@@ -194,8 +213,10 @@ class RocksEventStore(EventStore):
         for scope, record in outcome.records.items():
             put(scope, record.pack(), idem)
         dumps = orjson.dumps
+        pack_account = _ACCOUNT_STATE.pack
         for account_id, account in outcome.touched_accounts(state).items():
-            put(account_id.encode(), dumps(account.to_dict()), accounts)
+            put(account_id.encode(), pack_account(*account.snapshot(), account.last_seq),
+                accounts)
         for hold_id, hold in outcome.touched_holds(state).items():
             put(hold_id.encode(), dumps(hold.to_dict()), holds)
         put(HEAD_KEY, _HEAD.pack(state.next_seq, state.last_ts, state.head_hash), meta)
@@ -321,7 +342,7 @@ class RocksEventStore(EventStore):
         # Column-family views and handles keep the database open; drop them all first.
         for family in (
             self._log, self._by_account, self._by_id, self._by_time, self._idem,
-            self._accounts, self._holds, self._meta,
+            self._account_info, self._accounts, self._holds, self._meta,
         ):
             family.close()
         self._handles = ()
