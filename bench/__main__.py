@@ -1,0 +1,30 @@
+"""Command line of the benchmark harness: one sub-command per scenario."""
+
+import argparse
+import json
+import sys
+
+from bench import engine
+
+SCENARIOS = {"engine": engine}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    sub = parser.add_subparsers(dest="scenario", required=True)
+    for name, module in SCENARIOS.items():
+        scenario = sub.add_parser(name, help=module.__doc__.splitlines()[0])
+        module.add_arguments(scenario)
+        scenario.add_argument("--json", action="store_true", help="print one JSON line")
+    args = parser.parse_args(argv)
+    result = SCENARIOS[args.scenario].run(args)
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    else:
+        for key, value in result.items():
+            print(f"{key:>22}: {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
