@@ -178,11 +178,13 @@ class Writer:
                 self.store.append(outcome, state)
         except Exception as exc:
             log.exception("group commit failed on ledger %s; reloading state", self.ledger)
+            # Reload before answering, so a client that retries at once meets the state that
+            # is on disk, not the one that failed to get there.
+            self._reload()
             error = WriteFailed(f"ledger {self.ledger}: the write failed and nothing was applied")
             error.__cause__ = exc
             for pending in group:
                 pending.future.set_exception(error)
-            self._reload()
             return
         self.last_seq = state.next_seq - 1
         for pending, results in zip(group, outcome.results, strict=True):

@@ -1,0 +1,199 @@
+"""The single writer on a real RocksDB shard: group commit, durability, recovery."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import rocksdict
+
+from ledger.core.chain import ChainBroken
+from ledger.core.codes import ResultCode
+from ledger.core.commands import Command, Request
+from ledger.core.state import account_id_for
+from ledger.eventstore.rocks import RocksEventStore
+from ledger.replay import compare_states, replay
+from ledger.writer import WriteFailed, Writer, WriterStopped
+
+LEDGER = "EUR"
+SECOND = 1_000_000_000
+
+
+def acc(name: str) -> str:
+    return account_id_for(LEDGER, f"did:{name}")
+
+
+def open_and_fund(writer: Writer, names: list[str], amount: int = 1_000) -> None:
+    opens = [Command("open_account", f"open-{n}", did=f"did:{n}") for n in names]
+    mints = [Command("mint", f"mint-{n}", account=acc(n), amount=amount) for n in names]
+    results = writer.execute(Request(opens + mints))
+    assert all(r.ok for r in results), results
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "EUR"
+
+
+@pytest.fixture
+def writer(path: Path):
+    store = RocksEventStore(path, LEDGER)
+    writer = Writer(store).start()
+    yield writer
+    writer.stop()
+    store.close()
+
+
+def test_concurrent_clients_share_group_commits_and_everything_is_durable(writer, path):
+    names = [f"u{i}" for i in range(20)]
+    open_and_fund(writer, names)
+    failures: list[str] = []
+
+    def client(number: int) -> None:
+        for batch in range(25):
+            commands = [
+                Command("transfer", f"c{number}-b{batch}-{i}", client=f"client-{number}",
+                        account=acc(names[(number + i) % 20]), to=acc(names[(number + i + 1) % 20]),
+                        amount=1)
+                for i in range(10)
+            ]
+            results = writer.execute(Request(commands))
+            failures.extend(r.code.name for r in results if not r.ok)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failures == []
+    live = writer.machine.state
+    assert live.next_seq == 2 + 40 + 8 * 25 * 10
+    writer.stop()
+    writer.store.close()
+    reopened = RocksEventStore(path, LEDGER)
+    try:
+        replayed, count = replay(reopened)
+        assert count == live.next_seq
+        assert compare_states(replayed, live) == []
+    finally:
+        reopened.close()
+
+
+class FailingOnce(RocksEventStore):
+    """A real store whose next append fails once, as a full disk would."""
+
+    fail_next = False
+
+    def append(self, outcome, state):
+        if self.fail_next:
+            self.fail_next = False
+            raise OSError("No space left on device")
+        super().append(outcome, state)
+
+
+def test_a_failed_write_acknowledges_nothing_and_the_writer_carries_on(path):
+    store = FailingOnce(path, LEDGER)
+    writer = Writer(store).start()
+    try:
+        open_and_fund(writer, ["a", "b"], amount=100)
+        seq_before = writer.last_seq
+        store.fail_next = True
+        future = writer.submit(Request([Command("transfer", "t1", account=acc("a"),
+                                                to=acc("b"), amount=60)]))
+        with pytest.raises(WriteFailed):
+            future.result(10)
+        # The in-memory state was rolled back to what is on disk: same balances, same seq.
+        assert writer.machine.state.accounts[acc("a")].balances["available"] == 100
+        assert writer.machine.state.next_seq == seq_before + 1
+        # The same command (same key) now goes through once, with the next seq.
+        [result] = writer.execute(Request([Command("transfer", "t1", account=acc("a"),
+                                                   to=acc("b"), amount=60)]))
+        assert result.ok and not result.replayed
+        assert result.seq == seq_before + 1
+    finally:
+        writer.stop()
+        store.close()
+
+
+def test_restart_recovers_the_committed_state(path):
+    store = RocksEventStore(path, LEDGER)
+    writer = Writer(store).start()
+    open_and_fund(writer, ["a", "b"], amount=100)
+    writer.execute(Request([Command("transfer", "t1", account=acc("a"), to=acc("b"),
+                                    amount=30)]))
+    live = writer.machine.state
+    writer.stop()
+    store.close()
+
+    store = RocksEventStore(path, LEDGER)
+    restarted = Writer(store).start()
+    try:
+        assert compare_states(restarted.machine.state, live) == []
+        [again] = restarted.execute(Request([Command("transfer", "t1", account=acc("a"),
+                                                     to=acc("b"), amount=30)]))
+        assert again.replayed and again.ok
+        assert restarted.machine.state.accounts[acc("b")].balances["available"] == 130
+    finally:
+        restarted.stop()
+        store.close()
+
+
+def test_start_refuses_a_log_whose_tail_was_tampered_with(path):
+    store = RocksEventStore(path, LEDGER)
+    writer = Writer(store).start()
+    open_and_fund(writer, ["a"], amount=100)
+    last_seq = writer.last_seq
+    writer.stop()
+    store.close()
+
+    raw = rocksdict.Rdict(str(path))  # an existing database opens raw, with every family
+    log = raw.get_column_family("log")
+    key = last_seq.to_bytes(8, "big")
+    value = bytearray(log[key])
+    value[-5] ^= 0x01  # one bit of the last event's body
+    log[key] = bytes(value)
+    log.close()
+    raw.close()
+
+    store = RocksEventStore(path, LEDGER)
+    try:
+        with pytest.raises(ChainBroken) as broken:
+            Writer(store).start()
+        assert broken.value.seq == last_seq
+    finally:
+        store.close()
+
+
+def test_an_idle_writer_expires_holds_by_its_own_clock(path):
+    now = [1_000 * SECOND]
+    store = RocksEventStore(path, LEDGER)
+    writer = Writer(store, clock=lambda: now[0]).start()
+    try:
+        open_and_fund(writer, ["a", "b"], amount=100)
+        [held] = writer.execute(Request([Command(
+            "hold", "h1", account=acc("a"), beneficiary=acc("b"), amount=40,
+            expires_at=now[0] + 5 * SECOND)]))
+        assert held.ok
+        now[0] += 6 * SECOND
+        deadline = time.monotonic() + 5
+        while writer.machine.state.accounts[acc("a")].balances["held"] and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.05)
+        balances = writer.machine.state.accounts[acc("a")].balances
+        assert (balances["available"], balances["held"]) == (100, 0)
+        [late] = writer.execute(Request([Command("release", "r1",
+                                                 hold_id=held.event.body["refs"]["hold_id"])]))
+        assert late.code == ResultCode.hold_expired
+    finally:
+        writer.stop()
+        store.close()
+
+
+def test_a_stopped_writer_refuses_new_requests(writer):
+    writer.stop()
+    with pytest.raises(WriterStopped):
+        writer.submit(Request([Command("open_account", "o", did="did:x")]))
