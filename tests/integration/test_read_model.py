@@ -1,0 +1,128 @@
+"""The Django read models follow the event log: ledger registry, projector, rebuild, healthz."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import IntegrityError, transaction
+
+from ledger import services
+from ledger.core.commands import Command
+from ledger.core.state import account_id_for
+from ledger.models import Account, Hold, Ledger, ProjectionCursor
+from ledger.projector import catch_up, rebuild
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def acc(did: str) -> str:
+    return account_id_for("EUR", did)
+
+
+def run(*commands: Command) -> list:
+    results = services.commands_execute(ledger="EUR", commands=list(commands))
+    assert all(r.ok for r in results), results
+    return results
+
+
+def rows(ledger: Ledger) -> list[tuple]:
+    accounts = [
+        (a.id, a.did, a.kind, a.status, a.tags, a.safeguarding, a.position, a.opened_seq,
+         a.last_seq, *a.balances.values())
+        for a in Account.objects.filter(ledger=ledger).order_by("position")
+    ]
+    holds = list(Hold.objects.filter(ledger=ledger).order_by("created_seq").values_list())
+    return accounts + holds
+
+
+def test_creating_a_ledger_opens_its_shard_with_issuance_and_fee_pool(ledger_runtime):
+    ledger, created = services.ledger_create(code="EUR", scale=2)
+
+    assert created
+    kinds = dict(Account.objects.filter(ledger=ledger).values_list("did", "kind"))
+    assert kinds == {"system:issuance": "system", "system:fee-pool": "fee_pool"}
+    assert ProjectionCursor.objects.get(ledger=ledger).last_seq == 1
+    assert ledger_runtime.shards.get("EUR").store.head()[0] == 1
+
+
+def test_ledger_creation_is_idempotent_per_scale(ledger_runtime):
+    first, _ = services.ledger_create(code="EUR", scale=2)
+    again, created = services.ledger_create(code="EUR", scale=2)
+    assert (again.pk, created) == (first.pk, False)
+    with pytest.raises(services.LedgerConflict):
+        services.ledger_create(code="EUR", scale=3)
+    for code, scale in (("eur", 2), ("E-1", 2), ("", 2), ("EUR", -1), ("EUR", 19)):
+        with pytest.raises(services.InvalidLedger):
+            services.ledger_create(code=code, scale=scale)
+    assert Ledger.objects.count() == 1
+
+
+def test_projection_matches_the_writer_state_and_a_rebuild_gives_the_same_rows(ledger_runtime):
+    ledger, _ = services.ledger_create(code="EUR", scale=2)
+    run(Command("open_account", "o1", did="alice", tags=["vip"]),
+        Command("open_account", "o2", did="bob"),
+        Command("open_account", "o3", did="clearing:eur", kind="clearing"))
+    run(Command("mint", "m1", account=acc("alice"), amount=10_000),
+        Command("transfer", "t1", account=acc("alice"), to=acc("bob"), amount=2_500,
+                netting_batch_id="nb-1"),
+        Command("hold", "h1", account=acc("alice"), beneficiary=acc("bob"), amount=1_000,
+                hold_id="hld_eur_order1"),
+        Command("hold", "h2", account=acc("bob"), amount=500, hold_id="hld_eur_order2"),
+        Command("stake_lock", "s1", account=acc("alice"), amount=100, escrow_id="esc-1"),
+        Command("fee_transfer", "f1", account=acc("bob"), amount=25),
+        Command("promo_mint", "p1", account=acc("bob"), amount=300))
+    run(Command("release", "r1", hold_id="hld_eur_order1", amount=600),
+        Command("cancel_hold", "c1", hold_id="hld_eur_order2"),
+        Command("freeze_account", "fz", account=acc("bob")))
+
+    applied = catch_up(ledger, ledger_runtime.shards.get("EUR").store)
+
+    state = ledger_runtime.shards.get("EUR").writer.machine.state
+    assert applied == state.next_seq - 2  # all but the two genesis events, projected before
+    for account in Account.objects.filter(ledger=ledger):
+        live = state.accounts[account.id]
+        assert account.balances == live.balances
+        assert (account.status, account.last_seq, account.position) == (
+            live.status, live.last_seq, live.position)
+    assert Account.objects.get(id=acc("bob")).status == "frozen"
+    held = {h.id: (h.status, h.captured) for h in Hold.objects.all()}
+    assert held == {"hld_eur_order1": ("released", 600), "hld_eur_order2": ("cancelled", 0)}
+    assert sum(sum(a.balances.values()) for a in Account.objects.all()) == 0
+
+    before = rows(ledger)
+    assert rebuild(ledger, ledger_runtime.shards.get("EUR").store) == state.next_seq
+    assert rows(ledger) == before
+
+
+def test_projecting_twice_applies_nothing_twice(ledger_runtime):
+    ledger, _ = services.ledger_create(code="EUR", scale=2)
+    run(Command("open_account", "o1", did="alice"),
+        Command("mint", "m1", account=acc("alice"), amount=700))
+    store = ledger_runtime.shards.get("EUR").store
+    catch_up(ledger, store)
+    assert catch_up(ledger, store) == 0
+    assert Account.objects.get(id=acc("alice")).available == 700
+
+
+def test_the_database_refuses_a_negative_customer_balance(ledger_runtime):
+    ledger, _ = services.ledger_create(code="EUR", scale=2)
+    issuance = Account.objects.get(ledger=ledger, kind="system")
+    issuance.available = -5  # the issuance account may go negative
+    issuance.save()
+    customer = Account.objects.get(ledger=ledger, kind="fee_pool")
+    customer.fee = -1
+    with pytest.raises(IntegrityError), transaction.atomic():
+        customer.save()
+
+
+def test_healthz_reports_version_and_each_shards_last_seq(ledger_runtime, client):
+    services.ledger_create(code="EUR", scale=2)
+    services.ledger_create(code="USD", scale=2)
+    run(Command("open_account", "o1", did="alice"))
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["version"]
+    assert body["shards"] == {"EUR": {"last_seq": 2}, "USD": {"last_seq": 1}}
