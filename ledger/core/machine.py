@@ -162,12 +162,17 @@ def fingerprint(command: Command) -> bytes:
 class StateMachine:
     def __init__(self, state: LedgerState) -> None:
         self.state = state
-        # Event and hold ids only need to be unique, not secret: a PRNG seeded from the OS is
-        # enough and much cheaper per event than a system call.
+        # Ids only need to be unique, not secret: a PRNG seeded from the OS is enough and
+        # much cheaper per event than a system call.
         self._random = random.Random(os.urandom(16))
 
     def _new_id(self, prefix: str) -> str:
         return f"{prefix}_{self.state.tag}_{self._random.getrandbits(64):016x}"
+
+    def _event_id(self, seq: int) -> str:
+        """`evt_<ledger>_<seq as 12 hex digits><8 random hex digits>`: unique, and ordered by
+        seq so the store's id index grows at its end instead of at random places."""
+        return f"evt_{self.state.tag}_{seq:012x}{self._random.getrandbits(32):08x}"
 
     # -- entry points --------------------------------------------------------------------------
 
@@ -305,7 +310,7 @@ class StateMachine:
         state = self.state
         seq = state.next_seq
         body = {
-            "seq": seq, "id": self._new_id("evt"), "type": etype,
+            "seq": seq, "id": self._event_id(seq), "type": etype,
             "ledger": state.ledger, "ts": now, "client": client, "idempotency_key": key,
             "legs": legs, "refs": refs, "details": details, "metadata": metadata,
             "prev_hash": "",

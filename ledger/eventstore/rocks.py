@@ -194,14 +194,20 @@ class RocksEventStore(EventStore):
         pack_seq = _SEQ.pack
         pack_snapshot = _SNAPSHOT.pack
         separator = _ACCOUNT_SEP
+        # Keys that land at random places of a family (by account, by idempotency key, by
+        # account id) are collected and written in key order: RocksDB inserts a sorted batch
+        # into its memtable several times faster than a random one (measured: 8.5 -> 3.7 us
+        # per event). Log and id keys grow with seq and are already in order.
+        account_index: list[tuple[bytes, bytes]] = []
+        add_account_index = account_index.append
         for event in events:
             body = event.body
             seq_key = pack_seq(body["seq"])
             put(seq_key, event.hash + event.data, log)
             put(body["id"].encode(), seq_key, by_id)
             for account_id, snapshot in event.snapshots:
-                put(account_id.encode() + separator + seq_key, pack_snapshot(*snapshot),
-                    by_account)
+                add_account_index((account_id.encode() + separator + seq_key,
+                                   pack_snapshot(*snapshot)))
             if body["type"] == "account_opened":
                 # What never changes about an account is written once, when it opens.
                 account = state.accounts[body["details"]["account"]]
@@ -210,15 +216,19 @@ class RocksEventStore(EventStore):
             first = events[0].body
             put(_TIME_KEY.pack(first["ts"], first["seq"]), pack_seq(events[-1].body["seq"]),
                 by_time)
-        for scope, record in outcome.records.items():
-            put(scope, record.pack(), idem)
-        dumps = orjson.dumps
+        account_index.sort()
+        for key, value in account_index:
+            put(key, value, by_account)
+        for scope in sorted(outcome.records):
+            put(scope, outcome.records[scope].pack(), idem)
         pack_account = _ACCOUNT_STATE.pack
-        for account_id, account in outcome.touched_accounts(state).items():
+        touched = outcome.touched_accounts(state)
+        for account_id in sorted(touched):
+            account = touched[account_id]
             put(account_id.encode(), pack_account(*account.snapshot(), account.last_seq),
                 accounts)
         for hold_id, hold in outcome.touched_holds(state).items():
-            put(hold_id.encode(), dumps(hold.to_dict()), holds)
+            put(hold_id.encode(), orjson.dumps(hold.to_dict()), holds)
         put(HEAD_KEY, _HEAD.pack(state.next_seq, state.last_ts, state.head_hash), meta)
         try:
             self._db.write(batch, self._write_options)
