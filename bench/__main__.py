@@ -4,9 +4,9 @@ import argparse
 import json
 import sys
 
-from bench import engine
+from bench import engine, http
 
-SCENARIOS = {"engine": engine}
+SCENARIOS = {"engine": engine, "http": http}
 
 
 def main(argv: list[str] | None = None) -> int:

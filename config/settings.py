@@ -18,6 +18,8 @@ LEDGERFS_ENV = env_str("LEDGERFS_ENV", "embedded", choices=("embedded", "product
 LEDGERFS_DATA_DIR = Path(env_str("LEDGERFS_DATA_DIR") or BASE_DIR / "var").resolve()
 LEDGERFS_DATA_DIR.mkdir(parents=True, exist_ok=True)
 LEDGERFS_DEMO = env_bool("LEDGERFS_DEMO", default=LEDGERFS_ENV == "embedded")
+# Where vulnerability reports go (/.well-known/security.txt, RFC 9116): a mailto: or https: URI.
+LEDGERFS_SECURITY_CONTACT = env_str("LEDGERFS_SECURITY_CONTACT", "mailto:security@example.com")
 # "thread": a background thread projects committed events into the read models (servers);
 # "manual": projection only through explicit catch-up calls (tests, one-off commands).
 LEDGERFS_PROJECTOR = env_str("LEDGERFS_PROJECTOR", "thread", choices=("thread", "manual"))
@@ -68,10 +70,45 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "config.apps.ConfigConfig",
     "ledger.apps.LedgerConfig",
+    # HTTP APIs: ninja (ledger API, serves its Swagger UI files locally), DRF (ops API),
+    # guardian (object permissions on accounts), API keys and the ops resources.
+    "ninja",
+    "rest_framework",
+    "guardian",
+    "apiaccess.apps.ApiAccessConfig",
+    "ops.apps.OpsConfig",
 ]
+
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "guardian.backends.ObjectPermissionBackend",
+]
+# No guardian "AnonymousUser" row: anonymous requests never get object permissions.
+ANONYMOUS_USER_NAME = None
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "apiaccess.drf.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+    "EXCEPTION_HANDLER": "ops.errors.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+# A transfer batch holds up to 8,000 commands; bodies above this are refused with 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Every error under /api/ leaves as the one JSON error shape, whoever produced it.
+    "apiaccess.middleware.ApiErrorMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

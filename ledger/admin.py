@@ -22,6 +22,12 @@ from ledger.models import (
     OperatorAction,
     ProjectionCursor,
 )
+from ledger.permissions import (
+    account_view_allowed,
+    accounts_view_all,
+    accounts_visible,
+    accounts_visible_any,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -82,6 +88,19 @@ class AccountAdmin(ReadOnlyAdmin):
     search_fields = ("id", "did")
     actions = ("freeze_accounts", "unfreeze_accounts", "mint_into_account")
     change_list_template = "admin/ledger/account/change_list.html"
+
+    # Guardian object permissions (ledger.permissions): a support user sees the accounts
+    # granted to them, an auditor (model-level view permission) sees all.
+    def get_queryset(self, request):
+        return accounts_visible(request.user, super().get_queryset(request))
+
+    def has_module_permission(self, request):
+        return super().has_module_permission(request) or accounts_visible_any(request.user)
+
+    def has_view_permission(self, request, obj=None):
+        if obj is None:
+            return accounts_visible_any(request.user)
+        return account_view_allowed(request.user, obj.pk)
 
     def has_open_ledger_account_permission(self, request):
         return request.user.has_perm("ledger.open_ledger_account")
@@ -174,6 +193,12 @@ class HoldAdmin(ReadOnlyAdmin):
                     "expires_at_ns", "created_seq")
     list_filter = ("ledger", "status")
     search_fields = ("id", "account__did", "account__id")
+
+    def get_queryset(self, request):
+        holds = super().get_queryset(request)
+        if accounts_view_all(request.user):
+            return holds
+        return holds.filter(account__in=accounts_visible(request.user))
 
 
 @admin.register(ProjectionCursor)

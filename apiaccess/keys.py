@@ -1,0 +1,111 @@
+"""Issuing, checking and revoking API keys (the services of this app).
+
+A key reads `lfs_<prefix>_<secret>`: the prefix (12 hex digits) is public and finds the stored
+row, the secret (32 random bytes, base64url) is what makes the key unguessable. The store
+keeps SHA-256 of the whole key: with 256 bits of entropy a fast hash is enough (no password
+stretching is needed), and comparison is constant-time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from apiaccess.models import SCOPES, ApiClient, ApiKey
+
+KEY_MARK = "lfs"
+PREFIX_HEX_DIGITS = 12
+SECRET_BYTES = 32
+
+
+class ApiKeyError(ValueError):
+    """Bad input to an API-key service (unknown scope, unknown user)."""
+
+
+def key_hash(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def key_prefix(raw_key: str) -> str | None:
+    """The prefix of a well-formed key, else None (never raises on any input)."""
+    mark, _, rest = raw_key.partition("_")
+    prefix, _, secret = rest.partition("_")
+    if mark != KEY_MARK or len(prefix) != PREFIX_HEX_DIGITS or not secret:
+        return None
+    if any(c not in "0123456789abcdef" for c in prefix):
+        return None
+    return prefix
+
+
+def scopes_parse(text: str | list[str]) -> list[str]:
+    """Scopes from "read,write" or a list; sorted, unique, each one known."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    scopes = sorted({item.strip() for item in items if item.strip()})
+    unknown = [scope for scope in scopes if scope not in SCOPES]
+    if unknown or not scopes:
+        raise ApiKeyError(
+            f"scopes must be a non-empty subset of {', '.join(sorted(SCOPES))}; got {text!r}"
+        )
+    return scopes
+
+
+@transaction.atomic
+def api_client_get_or_create(*, name: str, username: str | None = None) -> ApiClient:
+    """The client called `name`, created on first use. Without `username` the client acts as
+    its own service user `api-<name>` (no password, no admin access, no permissions)."""
+    client = ApiClient.objects.filter(name=name).first()
+    if client is not None:
+        return client
+    User = get_user_model()
+    if username is not None:
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            raise ApiKeyError(f"no user named {username!r}")
+    else:
+        user, created = User.objects.get_or_create(username=f"api-{name}"[:150])
+        if created:
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
+    return ApiClient.objects.create(name=name, user=user)
+
+
+def api_key_issue(*, client: ApiClient, scopes: list[str]) -> tuple[ApiKey, str]:
+    """A new key for `client`; returns the row and the key, which is never available again."""
+    scopes = scopes_parse(scopes)
+    while True:
+        prefix = secrets.token_hex(PREFIX_HEX_DIGITS // 2)
+        if not ApiKey.objects.filter(prefix=prefix).exists():
+            break
+    raw_key = f"{KEY_MARK}_{prefix}_{secrets.token_urlsafe(SECRET_BYTES)}"
+    key = ApiKey.objects.create(
+        client=client, prefix=prefix, key_hash=key_hash(raw_key), scopes=scopes
+    )
+    return key, raw_key
+
+
+def api_key_revoke(*, key: ApiKey) -> None:
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+
+
+def api_key_authenticate(raw_key: str) -> ApiKey | None:
+    """The active key matching `raw_key` (with its client and user loaded), else None."""
+    prefix = key_prefix(raw_key)
+    if prefix is None:
+        return None
+    key = (
+        ApiKey.objects.select_related("client__user")
+        .filter(prefix=prefix, revoked_at__isnull=True)
+        .first()
+    )
+    if key is None or not hmac.compare_digest(key.key_hash, key_hash(raw_key)):
+        return None
+    if not key.client.user.is_active:
+        return None
+    return key

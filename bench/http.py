@@ -1,0 +1,230 @@
+"""HTTP API throughput and latency: `POST /api/v1/transfers` and `GET /api/v1/balances`.
+
+Starts ONE uvicorn process on a fresh data directory (in embedded mode the writer lives in the
+web process, and a shard's RocksDB admits one writing process), creates a ledger, opens and
+funds `--accounts` accounts through the API, then for `--seconds`:
+- `--writers` clients each post batches of `--batch` transfers back to back (keep-alive
+  HTTP/1.1; bodies are encoded before the clock starts, so the clients mostly wait);
+- one client posts single-transfer requests one after another (write latency under load);
+- one client reads balances one after another (read latency under load).
+The client runs in this process and competes with the server for the same cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import orjson
+
+from bench.stats import percentile
+from ledger.core.state import account_id_for
+
+LEDGER = "BENCH"
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT_SECONDS = 60
+SETUP_BATCH = 8_000
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of the load phase")
+    parser.add_argument("--accounts", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=1_000, help="transfers per batch request")
+    parser.add_argument("--writers", type=int, default=4, help="concurrent batch clients")
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--seed", type=int, default=1)
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection with the API key."""
+
+    def __init__(self, port: int, key: str) -> None:
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        self.headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+
+    def call(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        self.connection.request(method, path, body=body, headers=self.headers)
+        response = self.connection.getresponse()
+        return response.status, response.read()
+
+    def json(self, method: str, path: str, payload=None):
+        status, data = self.call(method, path, None if payload is None else orjson.dumps(payload))
+        if status >= 300:
+            raise RuntimeError(f"{method} {path} -> {status}: {data[:300]!r}")
+        return orjson.loads(data)
+
+
+def run(args: argparse.Namespace) -> dict:
+    with tempfile.TemporaryDirectory(prefix="ledgerfs-bench-http-", dir=args.data_dir) as tmp:
+        server, port, key = _start_server(Path(tmp))
+        try:
+            ids = _setup(Client(port, key), args.accounts)
+            return _load(port, key, ids, args)
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
+def _start_server(data_dir: Path) -> tuple[subprocess.Popen, int, str]:
+    env = {**os.environ, "LEDGERFS_DATA_DIR": str(data_dir), "LEDGERFS_LOG_LEVEL": "WARNING"}
+    manage = [sys.executable, "manage.py"]
+    subprocess.run([*manage, "migrate", "--noinput"], cwd=ROOT, env=env, check=True,
+                   capture_output=True)
+    created = subprocess.run(
+        [*manage, "apikey", "create", "--name", "bench", "--scopes", "read,write,admin"],
+        cwd=ROOT, env=env, check=True, capture_output=True, text=True,
+    )
+    key = created.stdout.strip().splitlines()[-1]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = (data_dir / "server.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
+         "--port", str(port), "--no-access-log", "--log-level", "warning"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError((data_dir / "server.log").read_text())
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return server, port, key
+        except OSError:
+            time.sleep(0.1)
+    server.kill()
+    raise RuntimeError("the server did not start")
+
+
+def _setup(client: Client, count: int) -> list[str]:
+    client.json("POST", "/api/v1/ledgers", {"code": LEDGER, "scale": 2})
+    dids = [f"did:bench:{i}" for i in range(count)]
+    opens = [{"type": "open_account", "did": did, "idempotency_key": f"open-{i}"}
+             for i, did in enumerate(dids)]
+    ids = [account_id_for(LEDGER, did) for did in dids]
+    mints = [{"type": "mint", "account": a, "amount": 10**12, "idempotency_key": f"mint-{i}"}
+             for i, a in enumerate(ids)]
+    for items in (opens, mints):
+        for i in range(0, len(items), SETUP_BATCH):
+            reply = client.json("POST", "/api/v1/transfers",
+                                {"ledger": LEDGER, "transfers": items[i:i + SETUP_BATCH]})
+            assert all(r["status"] == "ok" for r in reply["results"]), "setup failed"
+    return ids
+
+
+_ITEM = b'{"from":"%s","to":"%s","amount":1,"idempotency_key":"%s-%d"}'
+
+
+def _batch_body(ids: list[bytes], rng: random.Random, prefix: bytes, count: int) -> bytes:
+    """A batch of `count` transfers between random distinct accounts, built as bytes (the
+    client shares the machine with the server, so it must stay cheap)."""
+    last = len(ids) - 1
+    items = []
+    for i in range(count):
+        a = rng.randint(0, last)
+        b = rng.randint(0, last - 1)
+        items.append(_ITEM % (ids[a], ids[b + (b >= a)], prefix, i))
+    return b'{"ledger":"%s","transfers":[%s]}' % (LEDGER.encode(), b",".join(items))
+
+
+def _load(port: int, key: str, ids: list[str], args: argparse.Namespace) -> dict:
+    rng = random.Random(args.seed)
+    id_bytes = [account_id.encode() for account_id in ids]
+    stop = threading.Event()
+    totals = {"ok": 0, "rejected": 0}
+    lock = threading.Lock()
+    batch_latencies: list[float] = []
+    write_latencies: list[float] = []
+    read_latencies: list[float] = []
+    errors: list[str] = []
+
+    def writer(w: int) -> None:
+        client = Client(port, key)
+        writer_rng = random.Random(args.seed * 1000 + w)
+        b = 0
+        while not stop.is_set():
+            body = _batch_body(id_bytes, writer_rng, b"w%d-b%d" % (w, b), args.batch)
+            b += 1
+            started = time.perf_counter()
+            status, data = client.call("POST", "/api/v1/transfers", body)
+            elapsed = time.perf_counter() - started
+            if status != 200:
+                errors.append(f"batch -> {status}: {data[:200]!r}")
+                return
+            ok = data.count(b'"status":"ok"')
+            with lock:
+                batch_latencies.append(elapsed)
+                totals["ok"] += ok
+                totals["rejected"] += args.batch - ok
+
+    def single_writer() -> None:
+        client = Client(port, key)
+        i = 0
+        while not stop.is_set():
+            a, b = rng.sample(ids, 2)
+            body = orjson.dumps({"transfers": [
+                {"from": a, "to": b, "amount": 1, "idempotency_key": f"single-{i}"}]})
+            started = time.perf_counter()
+            status, data = client.call("POST", "/api/v1/transfers", body)
+            write_latencies.append(time.perf_counter() - started)
+            if status != 200 or b'"status":"ok"' not in data:
+                errors.append(f"single -> {status}: {data[:200]!r}")
+                return
+            i += 1
+
+    def reader() -> None:
+        client = Client(port, key)
+        while not stop.is_set():
+            path = f"/api/v1/balances?account={rng.choice(ids)}"
+            started = time.perf_counter()
+            status, data = client.call("GET", path)
+            read_latencies.append(time.perf_counter() - started)
+            if status != 200:
+                errors.append(f"balance -> {status}: {data[:200]!r}")
+                return
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(args.writers)]
+    threads += [threading.Thread(target=single_writer), threading.Thread(target=reader)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    stop.wait(args.seconds)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    if errors:
+        raise RuntimeError(f"{len(errors)} failed requests, first: {errors[0]}")
+    transfers = totals["ok"] + totals["rejected"] + len(write_latencies)
+
+    def ms(values: list[float], fraction: float) -> float:
+        return round(percentile(values, fraction) * 1e3, 2)
+
+    return {
+        "scenario": "http", "seconds": round(seconds, 2), "accounts": len(ids),
+        "batch": args.batch, "writers": args.writers,
+        "transfers": transfers, "rejected": totals["rejected"],
+        "tps": round(transfers / seconds),
+        "batches": len(batch_latencies),
+        "p50_batch_ms": ms(batch_latencies, 0.50), "p95_batch_ms": ms(batch_latencies, 0.95),
+        "single_writes": len(write_latencies),
+        "p50_ms": ms(write_latencies, 0.50), "p95_ms": ms(write_latencies, 0.95),
+        "p99_ms": ms(write_latencies, 0.99),
+        "balance_reads": len(read_latencies),
+        "balance_p50_ms": ms(read_latencies, 0.50), "balance_p95_ms": ms(read_latencies, 0.95),
+        "balance_p99_ms": ms(read_latencies, 0.99),
+    }
