@@ -29,3 +29,4 @@ api = NinjaAPI(
 install_ninja_handlers(api)
 
 api.add_router("", "ledger.api.router")
+api.add_router("", "attestation.api.router")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from config.env import env_bool, env_list, env_str
+from config.env import env_bool, env_int, env_list, env_str
 from config.secret_key import secret_key_load_or_create
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -39,8 +39,57 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool(
     "DJANGO_SECURE_COOKIES", default=LEDGERFS_ENV == "production"
 )
 
-# Read now so a distributed deployment is configured in one place; nothing uses it yet.
+# Set: distributed mode (Celery broker, ...). Unset: embedded mode, everything in one process.
 REDIS_URL = env_str("REDIS_URL")
+
+# -- Celery (config.celery) and attestation (DESIGN 5) -------------------------------------------
+# Embedded mode runs tasks eagerly in the caller; "thread" runs the beat schedule on a thread of
+# the web process (servers; "manual" projection means tests or one-off commands: "off").
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_TASK_ALWAYS_EAGER = REDIS_URL is None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TIMEZONE = "UTC"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE_FILENAME = str(LEDGERFS_DATA_DIR / "celerybeat-schedule")
+# Prefix of every Celery key in Redis, so deployments (or test runs) can share one server.
+LEDGERFS_REDIS_KEY_PREFIX = env_str("LEDGERFS_REDIS_KEY_PREFIX")
+if LEDGERFS_REDIS_KEY_PREFIX:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": LEDGERFS_REDIS_KEY_PREFIX}
+LEDGERFS_BEAT = env_str(
+    "LEDGERFS_BEAT",
+    "celery" if REDIS_URL else ("thread" if LEDGERFS_PROJECTOR == "thread" else "off"),
+    choices=("thread", "celery", "off"),
+)
+LEDGERFS_SEAL_INTERVAL_MS = env_int("LEDGERFS_SEAL_INTERVAL_MS", 1000, min_value=50)
+LEDGERFS_SEAL_MAX_BLOCK_EVENTS = env_int("LEDGERFS_SEAL_MAX_BLOCK_EVENTS", 50_000, min_value=1)
+CELERY_BEAT_SCHEDULE = {
+    "seal-ledgers": {
+        "task": "attestation.seal_ledgers",
+        "schedule": LEDGERFS_SEAL_INTERVAL_MS / 1000,
+        # A tick nobody ran in time is dropped: the next one seals everything anyway.
+        "options": {"expires": max(LEDGERFS_SEAL_INTERVAL_MS / 1000 * 5, 5)},
+    },
+}
+# Checkpoint origin (= signing key name) of ledger CODE: "<prefix>/<CODE>".
+LEDGERFS_CHECKPOINT_ORIGIN_PREFIX = env_str("LEDGERFS_CHECKPOINT_ORIGIN_PREFIX", "ledgerfs.local")
+# Signer keys ("PRIVATE+KEY+<origin>+<id>+<key>", comma-separated); a ledger without one here
+# gets a key generated into LEDGERFS_DATA_DIR/keys/<CODE>.key (0600) on first use.
+LEDGERFS_SIGNING_KEYS = env_list("LEDGERFS_SIGNING_KEYS")
+# External digest sinks: a write-once directory always (default LEDGERFS_DATA_DIR/digests; put
+# it on storage the operators cannot rewrite), plus S3 Object Lock when a bucket is named.
+LEDGERFS_DIGEST_SINKS = [
+    {"backend": "attestation.sinks.DirectorySink", "name": "directory",
+     "path": env_str("LEDGERFS_DIGEST_DIR")},
+]
+if env_str("LEDGERFS_DIGEST_S3_BUCKET"):
+    LEDGERFS_DIGEST_SINKS.append({
+        "backend": "attestation.sinks.S3ObjectLockSink", "name": "s3",
+        "bucket": env_str("LEDGERFS_DIGEST_S3_BUCKET"),
+        "prefix": env_str("LEDGERFS_DIGEST_S3_PREFIX", "ledgerfs/"),
+        "retention_days": env_int("LEDGERFS_DIGEST_S3_RETENTION_DAYS", 2555, min_value=1),
+        "endpoint_url": env_str("LEDGERFS_DIGEST_S3_ENDPOINT_URL"),
+        "region_name": env_str("LEDGERFS_DIGEST_S3_REGION"),
+    })
 
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL is not None:
@@ -70,6 +119,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "config.apps.ConfigConfig",
     "ledger.apps.LedgerConfig",
+    "attestation.apps.AttestationConfig",
     # HTTP APIs: ninja (ledger API, serves its Swagger UI files locally), DRF (ops API),
     # guardian (object permissions on accounts), API keys and the ops resources.
     "ninja",

@@ -1,0 +1,47 @@
+"""Operator console: blocks, checkpoints and digest deliveries, read-only."""
+
+from django.contrib import admin
+
+from attestation.models import Block, Checkpoint, DigestDelivery
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Copied from the seal stores: never edited here."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Checkpoint)
+class CheckpointAdmin(ReadOnlyAdmin):
+    list_display = ("ledger", "height", "tree_size", "state_sum", "root_hash", "created_at")
+    list_filter = ("ledger",)
+    search_fields = ("root_hash", "state_root")
+    fields = (
+        "ledger", "height", "tree_size", "root_hash", "state_root", "state_sum", "public_key",
+        "note", "created_at",
+    )
+
+
+@admin.register(Block)
+class BlockAdmin(ReadOnlyAdmin):
+    list_display = (
+        "ledger", "height", "first_seq", "last_seq", "tree_size", "state_sum", "created_at",
+    )
+    list_filter = ("ledger",)
+    search_fields = ("header_hash", "tree_root")
+
+
+@admin.register(DigestDelivery)
+class DigestDeliveryAdmin(ReadOnlyAdmin):
+    list_display = (
+        "ledger", "sink", "status", "delivered_height", "failures", "last_attempt_at",
+        "delivered_at",
+    )
+    list_filter = ("status", "sink", "ledger")
