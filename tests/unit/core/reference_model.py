@@ -221,10 +221,6 @@ class ReferenceLedger:
 
     # -- reading ----------------------------------------------------------------------------
 
-    @property
-    def next_seq(self) -> int:
-        return self.books.next_seq
-
     def clock(self, now: int) -> int:
         return max(now, self.last_ts)
 

@@ -68,6 +68,17 @@ def test_accounts_of_another_ledger_are_ledger_mismatch(book: Book, alice: str) 
         assert result.code is R.ledger_mismatch, command
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "core bug (minor): `ledger_tag` reads any 'x_y_z' string as an id of ledger 'y', so an "
+    "unknown id with two underscores, or this ledger's id spelled in upper case, is "
+    "ledger_mismatch instead of account_not_found"
+))
+@pytest.mark.parametrize("unknown", ["my_savings_account", "ACC_EUR_0123456789abcdef0123"])
+def test_an_id_of_no_ledger_is_account_not_found(book: Book, alice: str, unknown: str) -> None:
+    [result] = book.rejected(book.command("transfer", account=alice, to=unknown, amount=5))
+    assert result.code is R.account_not_found
+
+
 # -- amounts ---------------------------------------------------------------------------------
 
 

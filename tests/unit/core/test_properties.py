@@ -8,12 +8,17 @@ and bad commands, several clients, and idempotency keys repeated with the same r
 different one, or after a schema error. After each group:
 
 - codes, replay flags and seqs equal the model's; balances, statuses and holds equal the model's;
+  the idempotency records hold the same keys with the same first outcomes;
 - no bucket of a non-system account is negative; every event's legs sum to zero; all balances
   of the shard sum to zero; outstanding == -issuance.available == the non-system sum of
   available + held + bonded + fee (promo is owed by issuance.promo, not by issuance.available);
 - the new events, replayed from their stored bytes with `apply_event`, rebuild the live state
-  exactly, and they continue the hash chain (`verify_chain`).
+  exactly (and each event's balance snapshots are the replayed accounts' state right after
+  it), and they continue the hash chain (`verify_chain`).
 At the end the whole log, replayed from seq 0, gives the live state again.
+
+A second property: an atomic chain that failed and was retried without its failing command
+leaves exactly the shard that the retry alone would have left, also once its holds expire.
 """
 
 from __future__ import annotations
@@ -84,7 +89,6 @@ class Scenario:
 
     def account(self) -> str:
         return self.pick(self.odd_ids) if self.rarely(6) else self.pick(self.own_ids)
-
 
     def preferred(self, candidates: list[str], fallback: Any) -> Any:
         """Mostly one of `candidates` (drawn from the model's state), else `fallback`."""
@@ -168,9 +172,11 @@ class Scenario:
                 captured = self.pick((0, 10**6)) if self.rarely(4) else self.draw(
                     st.integers(1, hold.amount if hold else 300)
                 )
-            return {"hold_id": hold_id, "amount": captured,
-                    "beneficiary": self.account() if self.rarely(2 if needs_beneficiary else 4)
-                    == (not needs_beneficiary) else None}
+            if needs_beneficiary:
+                beneficiary = None if self.rarely(4) else self.account()
+            else:
+                beneficiary = self.account() if self.rarely(4) else None
+            return {"hold_id": hold_id, "amount": captured, "beneficiary": beneficiary}
         if ctype == "cancel_hold":
             return {"hold_id": self.open_hold_id()}
         if ctype in ("stake_lock", "stake_release", "stake_slash"):

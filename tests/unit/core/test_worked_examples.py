@@ -6,6 +6,8 @@ Amounts are euro cents in the EUR shard. `book` starts right after genesis: the 
 
 from __future__ import annotations
 
+import pytest
+
 from ledger.core.codes import ResultCode
 from ledger.core.commands import Request
 from ledger.core.state import account_id_for
@@ -262,6 +264,17 @@ def test_closing_requires_every_bucket_to_be_empty(book: Book) -> None:
     assert book.rejected(book.command("close_account", account=book.issuance))[0].code is (
         R.account_kind_not_allowed
     )
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "questionable: the genesis fee pool can be closed like any empty account; afterwards "
+    "fee_transfer, stake_slash and fee_burn without an explicit pool fail with account_closed "
+    "forever (its DID cannot be opened again). The issuance account is protected "
+    "(account_kind_not_allowed); the fee pool is not"
+))
+def test_the_genesis_fee_pool_cannot_be_closed(book: Book) -> None:
+    [result] = book.rejected(book.command("close_account", account=book.fee_pool))
+    assert result.code is R.account_kind_not_allowed
 
 
 def test_an_atomic_batch_whose_last_item_fails_applies_nothing(book: Book) -> None:
