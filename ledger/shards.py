@@ -1,20 +1,32 @@
 """The shards of this process: one RocksDB event store and one writer per ledger.
 
 A ledger code names a shard; its data lives in `<root>/<CODE>/`. In embedded mode the web
-process hosts every shard's writer in a thread; in distributed mode each writer process hosts
-one. Either way a shard's store is opened read-write by exactly one process (RocksDB's lock
-enforces it).
+process hosts every shard's writer in a thread (`ShardRegistry`); in distributed mode each
+writer process hosts one (`manage.py ledger_writer`) and every other process follows the shards
+read-only (`FollowerRegistry`: RocksDB secondary instances). Either way a shard's store is
+opened read-write by exactly one process (RocksDB's lock enforces it).
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import re
+import shutil
 import threading
-from collections.abc import Callable
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from ledger.core.chain import StoredEvent
+from ledger.core.machine import GroupOutcome, IdempotencyRecord
+from ledger.core.state import LedgerState
+from ledger.eventstore.port import AccountSnapshot, EventStore, EventStoreError
 from ledger.eventstore.rocks import RocksEventStore
 from ledger.writer import Writer
+
+log = logging.getLogger(__name__)
 
 LEDGER_CODE = re.compile(r"[A-Z][A-Z0-9]{0,11}")
 
@@ -29,15 +41,16 @@ def valid_ledger_code(code: str) -> bool:
 
 
 class Shard:
-    """A ledger's store and its running writer."""
+    """A ledger's store and, in the process that owns it, its running writer."""
 
-    def __init__(self, code: str, store: RocksEventStore, writer: Writer) -> None:
+    def __init__(self, code: str, store: EventStore, writer: Writer | None) -> None:
         self.code = code
         self.store = store
         self.writer = writer
 
     def close(self) -> None:
-        self.writer.stop()
+        if self.writer is not None:
+            self.writer.stop()
         self.store.close()
 
 
@@ -100,3 +113,149 @@ class ShardRegistry:
             store.close()
             raise
         return Shard(code, store, writer)
+
+
+def shard_exists(root: Path, code: str) -> bool:
+    """Whether a writer has created the shard of `code` under `root` (RocksDB's CURRENT)."""
+    return valid_ledger_code(code) and (Path(root) / code / "CURRENT").is_file()
+
+
+class FollowerStore(EventStore):
+    """A shard's log as a process other than its writer sees it: a RocksDB secondary instance
+    that catches up with the writer before it answers, so reads see every acknowledged write.
+
+    `head_source()` returns the last seq the writer has acknowledged to any client (the
+    `ledgerfs:head:<CODE>` key), or raises when that is unknown; the store catches up only when
+    it is behind that seq, or on every read while the source is unavailable.
+    """
+
+    def __init__(self, store: RocksEventStore, head_source: Callable[[], int]) -> None:
+        self.ledger = store.ledger
+        self._store = store
+        self._head_source = head_source
+        self._lock = threading.Lock()
+        self.catch_ups = 0
+
+    def catch_up(self) -> None:
+        with self._lock:
+            self._store.catch_up()
+            self.catch_ups += 1
+
+    def _fresh(self) -> RocksEventStore:
+        try:
+            target = self._head_source()
+        except Exception:
+            target = None
+        if target is None or self._store.head()[0] < target:
+            self.catch_up()
+        return self._store
+
+    def load(self) -> LedgerState:
+        return self._fresh().load()
+
+    def append(self, outcome: GroupOutcome, state: LedgerState) -> None:
+        raise EventStoreError(f"the follower of ledger {self.ledger} is read-only")
+
+    def idempotency_records(self, scopes: list[bytes]) -> dict[bytes, IdempotencyRecord]:
+        return self._fresh().idempotency_records(scopes)
+
+    def head(self) -> tuple[int, bytes]:
+        return self._fresh().head()
+
+    def read(self, after_seq: int = -1, limit: int | None = None) -> Iterator[StoredEvent]:
+        return self._fresh().read(after_seq, limit)
+
+    def get(self, seq: int) -> StoredEvent | None:
+        store = self._store
+        event = store.get(seq)
+        return event if event is not None else self._fresh().get(seq)
+
+    def seq_of_event(self, event_id: str) -> int | None:
+        return self._fresh().seq_of_event(event_id)
+
+    def account_seqs(
+        self, account_id: str, after_seq: int = -1, before_seq: int | None = None,
+        limit: int | None = None,
+    ) -> list[int]:
+        return self._fresh().account_seqs(account_id, after_seq, before_seq, limit)
+
+    def account_snapshot_at(self, account_id: str, seq: int) -> AccountSnapshot | None:
+        return self._fresh().account_snapshot_at(account_id, seq)
+
+    def seq_at_time(self, ts: int) -> int:
+        return self._fresh().seq_at_time(ts)
+
+    def close(self) -> None:
+        self._store.close()
+
+
+class FollowerRegistry:
+    """The shards as seen by a process that writes none of them (distributed web, workers).
+
+    Each shard is opened on first use as a RocksDB secondary instance under
+    `<secondary_root>/<CODE>/<pid>-<random>` (removed again on close). A ledger exists here once
+    its writer process (`manage.py ledger_writer --ledger CODE`) has created its shard.
+    """
+
+    def __init__(
+        self, root: Path, secondary_root: Path, head_source: Callable[[str], int], *,
+        create_wait_seconds: float = 10.0,
+    ) -> None:
+        self.root = Path(root)
+        self.secondary_root = Path(secondary_root)
+        self.head_source = head_source
+        self.create_wait_seconds = create_wait_seconds
+        self._shards: dict[str, Shard] = {}
+        self._secondaries: list[Path] = []
+        self._lock = threading.Lock()
+
+    def codes(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if shard_exists(self.root, p.name))
+
+    def get(self, code: str) -> Shard:
+        shard = self._shards.get(code)
+        if shard is not None:
+            return shard
+        if not shard_exists(self.root, code):
+            raise UnknownLedger(code)
+        with self._lock:
+            shard = self._shards.get(code)
+            if shard is None:
+                shard = self._shards[code] = self._open(code)
+            return shard
+
+    def create(self, code: str) -> Shard:
+        """The shard of `code` once its writer process has created it. Only a writer creates
+        shards; this waits a little for one that is starting, then gives up."""
+        if not valid_ledger_code(code):
+            raise ValueError(f"invalid ledger code {code!r}")
+        deadline = time.monotonic() + self.create_wait_seconds
+        while not shard_exists(self.root, code):
+            if time.monotonic() > deadline:
+                from ledger.bus import WriterUnavailable
+
+                raise WriterUnavailable(
+                    f"no writer has created ledger {code}; start "
+                    f"`manage.py ledger_writer --ledger {code}`"
+                )
+            time.sleep(0.1)
+        return self.get(code)
+
+    def close(self) -> None:
+        with self._lock:
+            for shard in self._shards.values():
+                shard.close()
+            self._shards.clear()
+            for path in self._secondaries:
+                shutil.rmtree(path, ignore_errors=True)
+            self._secondaries.clear()
+
+    def _open(self, code: str) -> Shard:
+        secondary = self.secondary_root / code / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        secondary.mkdir(parents=True, exist_ok=True)
+        self._secondaries.append(secondary)
+        store = RocksEventStore(self.root / code, code, secondary_path=secondary)
+        store.catch_up()
+        return Shard(code, FollowerStore(store, lambda: self.head_source(code)), None)

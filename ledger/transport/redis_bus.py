@@ -1,0 +1,358 @@
+"""The command bus over Redis: requests on one stream per ledger, replies on a list per client.
+
+Client side (`RedisBus`, in web and worker processes): `submit` adds the request to the
+ledger's bus stream in one atomic script that first checks the writer's heartbeat, so a ledger
+whose writer is down fails at once with `WriterUnavailable` instead of waiting out the timeout.
+One dispatcher thread per process pops replies from the process's reply list and resolves the
+futures by request id.
+
+Writer side (`RedisBusServer`, in `manage.py ledger_writer`): reads the stream through a
+consumer group, hands each request to the shard's `Writer`, and once its group is durable sends
+the reply. The entry is acknowledged (XACK) only after the reply is sent, so requests that a
+killed writer had read but not answered are still pending in the group; the restarted writer
+executes them again. That is safe because of idempotency: a command whose key has a recorded
+outcome returns it (marked replayed) and changes nothing, so no command is ever applied twice.
+
+Failure semantics for clients: `BusUnavailable` (Redis unreachable, or lost while waiting) and
+`WriterUnavailable` (no live writer) are retryable errors; nothing is known to have been applied
+and resending the same commands with the same idempotency keys is always safe. A timeout means
+the same. The API answers all of them with 503 and a stable code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import threading
+import time
+import uuid
+from concurrent.futures import Future
+
+import redis
+
+from ledger.bus import BusUnavailable, CommandBus, WriterUnavailable
+from ledger.core.commands import Request
+from ledger.core.machine import Result
+from ledger.transport import codec, keys
+from ledger.writer import WriteFailed, Writer, WriterError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_SECONDS = 30.0
+HEARTBEAT_TTL_MS = 3_000
+"""A writer that has not refreshed its heartbeat for this long is taken for dead."""
+HEARTBEAT_EVERY_SECONDS = 0.5
+REPLY_TTL_SECONDS = 120
+"""A reply list nobody pops (its process died) disappears after this long."""
+READ_BLOCK_MS = 200
+READ_COUNT = 512
+REPLY_POP_COUNT = 256
+RETRY_PAUSE_SECONDS = 0.2
+
+# KEYS: heartbeat, bus stream. ARGV: request bytes. Atomic: the request is queued only if a
+# writer is alive at that moment.
+_SUBMIT_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+return redis.call('XADD', KEYS[2], '*', 'r', ARGV[1])
+"""
+
+CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError)
+
+
+def redis_client(url: str, *, timeout_seconds: float = 5.0) -> redis.Redis:
+    return redis.Redis.from_url(
+        url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds,
+        health_check_interval=10,
+    )
+
+
+def head_reader(url: str):
+    """`ledger -> last acknowledged seq` from the writers' head keys, for `FollowerStore`;
+    raises when Redis is unreachable, returns None when the key is gone (Redis restarted)."""
+    connection = redis_client(url, timeout_seconds=1.0)
+
+    def read_head(ledger: str) -> int | None:
+        value = connection.get(keys.head(ledger))
+        return None if value is None else int(value)
+
+    return read_head
+
+
+class RedisBus(CommandBus):
+    """Client side of the Redis bus; one per process (it owns a dispatcher thread)."""
+
+    def __init__(self, url: str, *, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> None:
+        self.url = url
+        self.timeout_seconds = timeout_seconds
+        self.client_id = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self.reply_key = keys.reply(self.client_id)
+        self._redis = redis_client(url)
+        self._submit_script = self._redis.register_script(_SUBMIT_SCRIPT)
+        self._pending: dict[str, tuple[float, Future[list[Result]]]] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._dispatcher: threading.Thread | None = None
+
+    def submit(self, ledger: str, request: Request) -> Future[list[Result]]:
+        self._ensure_dispatcher()
+        request_id = uuid.uuid4().hex
+        deadline = time.time() + self.timeout_seconds
+        future: Future[list[Result]] = Future()
+        with self._lock:
+            self._pending[request_id] = (deadline, future)
+        data = codec.request_encode(request_id, self.reply_key, int(deadline * 1000), request)
+        try:
+            entry = self._submit_script(
+                keys=[keys.writer_heartbeat(ledger), keys.bus(ledger)], args=[data]
+            )
+        except CONNECTION_ERRORS as exc:
+            self._forget(request_id)
+            raise BusUnavailable(f"the command bus (Redis) is unreachable: {exc}") from None
+        if entry is None:
+            self._forget(request_id)
+            raise WriterUnavailable(f"no writer is serving ledger {ledger} right now")
+        return future
+
+    def execute(
+        self, ledger: str, request: Request, timeout: float | None = None
+    ) -> list[Result]:
+        return self.submit(ledger, request).result(timeout or self.timeout_seconds)
+
+    def close(self) -> None:
+        self._stopping.set()
+        if self._dispatcher is not None:
+            self._dispatcher.join(5)
+        self._fail_all(BusUnavailable("the bus client was closed"))
+        self._redis.close()
+
+    # -- replies -------------------------------------------------------------------------------
+
+    def _forget(self, request_id: str) -> None:
+        with self._lock:
+            self._pending.pop(request_id, None)
+
+    def _fail_all(self, error: Exception) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for _, future in pending.values():
+            if not future.done():
+                future.set_exception(error)
+
+    def _ensure_dispatcher(self) -> None:
+        if self._dispatcher is not None and self._dispatcher.is_alive():
+            return
+        with self._lock:
+            if self._dispatcher is None or not self._dispatcher.is_alive():
+                self._dispatcher = threading.Thread(
+                    target=self._dispatch, name="ledger-bus-replies", daemon=True
+                )
+                self._dispatcher.start()
+
+    def _dispatch(self) -> None:
+        connection = redis_client(self.url, timeout_seconds=5.0)
+        while not self._stopping.is_set():
+            try:
+                popped = connection.blpop([self.reply_key], timeout=1)
+                if popped is not None:
+                    batch = [popped[1]]
+                    batch.extend(connection.lpop(self.reply_key, REPLY_POP_COUNT) or ())
+                    for data in batch:
+                        self._resolve(data)
+            except CONNECTION_ERRORS as exc:
+                # Replies sent meanwhile may be lost with the connection (or with Redis
+                # itself): tell every waiting caller now rather than let them time out.
+                self._fail_all(BusUnavailable(f"lost the command bus (Redis): {exc}"))
+                self._stopping.wait(RETRY_PAUSE_SECONDS)
+            except Exception:
+                log.exception("bus reply dispatcher")
+            self._expire()
+        connection.close()
+
+    def _resolve(self, data: bytes) -> None:
+        request_id, _, results = codec.reply_decode(data)
+        with self._lock:
+            entry = self._pending.pop(request_id, None)
+        if entry is None or entry[1].done():
+            return
+        if isinstance(results, str):
+            entry[1].set_exception(WriteFailed(results))
+        else:
+            entry[1].set_result(results)
+
+    def _expire(self) -> None:
+        now = time.time()
+        with self._lock:
+            expired = [rid for rid, (deadline, _) in self._pending.items() if deadline < now]
+            futures = [self._pending.pop(rid)[1] for rid in expired]
+        for future in futures:
+            if not future.done():
+                future.set_exception(TimeoutError("the ledger did not confirm in time"))
+
+
+class RedisBusServer:
+    """Feeds one shard's `Writer` from its bus stream and sends the replies."""
+
+    def __init__(self, url: str, writer: Writer) -> None:
+        self.url = url
+        self.writer = writer
+        self.ledger = writer.ledger
+        self.stream_key = keys.bus(self.ledger)
+        self._redis = redis_client(url)
+        self._replies: queue.SimpleQueue = queue.SimpleQueue()
+        self._stopping = threading.Event()
+        self._replier = threading.Thread(
+            target=self._reply_loop, name=f"ledger-bus-replier-{self.ledger}", daemon=True
+        )
+        self._next_heartbeat = 0.0
+        self.requests_handled = 0
+        self.writer_failed = False
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def serve(self) -> None:
+        """Run until `stop()`: read requests, feed the writer. Survives Redis restarts.
+        On the way out it stops the writer (after its queue) and sends the last replies."""
+        self._replier.start()
+        # Entries a previous incarnation (or connection) read but never acknowledged come
+        # first, read from the group's pending list by id; then new entries (">").
+        cursor = "0"
+        while not self._stopping.is_set():
+            try:
+                self._heartbeat()
+                if cursor == "0":
+                    self._ensure_group()
+                entries = self._read(cursor)
+                if cursor != ">":
+                    if not entries:
+                        cursor = ">"
+                        continue
+                    cursor = entries[-1][0]
+                self._handle(entries)
+            except CONNECTION_ERRORS as exc:
+                log.warning("ledger %s: bus unreachable (%s); retrying", self.ledger, exc)
+                cursor = "0"
+                self._stopping.wait(RETRY_PAUSE_SECONDS)
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                cursor = "0"  # Redis lost its data (a restart without persistence)
+        # Let the writer finish what it was handed, so those requests are answered too.
+        self.writer.stop()
+        self._replies.put(None)
+        self._replier.join(10)
+        with contextlib.suppress(*CONNECTION_ERRORS):
+            self._redis.delete(keys.writer_heartbeat(self.ledger))
+        self._redis.close()
+
+    def _heartbeat(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_heartbeat:
+            self._redis.set(keys.writer_heartbeat(self.ledger), os.getpid(),
+                            px=HEARTBEAT_TTL_MS)
+            self._next_heartbeat = now + HEARTBEAT_EVERY_SECONDS
+
+    def _ensure_group(self) -> None:
+        try:
+            self._redis.xgroup_create(self.stream_key, keys.BUS_GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def _read(self, start_id: str) -> list:
+        block = READ_BLOCK_MS if start_id == ">" else None
+        answer = self._redis.xreadgroup(
+            keys.BUS_GROUP, keys.BUS_CONSUMER, {self.stream_key: start_id},
+            count=READ_COUNT, block=block,
+        )
+        return answer[0][1] if answer else []
+
+    def _handle(self, entries: list) -> None:
+        now_ms = time.time() * 1000
+        expired = []
+        for entry_id, fields in entries:
+            data = fields.get(b"r")
+            try:
+                request_id, reply_to, deadline_ms, request = codec.request_decode(data or b"")
+            except codec.CodecError:
+                log.error("ledger %s: dropping malformed bus entry %s", self.ledger, entry_id)
+                expired.append(entry_id)
+                continue
+            if deadline_ms < now_ms:
+                # The client has given up and told its caller to retry: executing it now
+                # would only race that retry (harmlessly, but for nothing).
+                expired.append(entry_id)
+                continue
+            try:
+                future = self.writer.submit(request)
+            except WriterError:
+                # The writer died: leave the entries pending for the next incarnation.
+                self.writer_failed = True
+                self.stop()
+                return
+            future.add_done_callback(
+                lambda f, e=entry_id, r=request_id, t=reply_to: self._replies.put((e, r, t, f))
+            )
+        if expired:
+            self._redis.xack(self.stream_key, keys.BUS_GROUP, *expired)
+            self._redis.xdel(self.stream_key, *expired)
+
+    # -- the replier thread --------------------------------------------------------------------
+
+    def _reply_loop(self) -> None:
+        while True:
+            item = self._replies.get()
+            if item is None:
+                return
+            batch = [item]
+            while True:
+                try:
+                    more = self._replies.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._send(batch)
+                    return
+                batch.append(more)
+            self._send(batch)
+
+    def _send(self, batch: list) -> None:
+        store = self.writer.store
+        last_seq = self.writer.last_seq
+        replies = []
+        for _, request_id, reply_to, future in batch:
+            error = future.exception()
+            if error is not None:
+                # Nothing of this request was applied (the writer reloaded its state).
+                data = codec.reply_encode_error(request_id, last_seq, str(error))
+            else:
+                results = future.result()
+                replayed = {
+                    r.seq: store.get(r.seq) for r in results
+                    if r.replayed and r.event is None and r.seq >= 0
+                }
+                data = codec.reply_encode(request_id, results, replayed, last_seq)
+            replies.append((reply_to, data))
+        entry_ids = [item[0] for item in batch]
+        while True:
+            pipe = self._redis.pipeline(transaction=False)
+            # The head goes first: a reader that learns of an acknowledged write by any route
+            # finds the head at least that far and catches its secondary instance up to it.
+            pipe.set(keys.head(self.ledger), last_seq)
+            for reply_to, data in replies:
+                pipe.lpush(reply_to, data)
+                pipe.expire(reply_to, REPLY_TTL_SECONDS)
+            pipe.xack(self.stream_key, keys.BUS_GROUP, *entry_ids)
+            pipe.xdel(self.stream_key, *entry_ids)
+            try:
+                pipe.execute()
+                self.requests_handled += len(batch)
+                return
+            except CONNECTION_ERRORS:
+                # Redis is down: keep the replies, their clients may still be waiting; but
+                # a stopping writer does not wait for Redis forever.
+                if self._stopping.is_set():
+                    return
+                time.sleep(RETRY_PAUSE_SECONDS)
