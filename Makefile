@@ -11,12 +11,17 @@ BIN := $(VENV)/bin
 # Rebuilt whenever a dependency list changes; its presence makes repeated installs instant.
 INSTALLED_STAMP := $(VENV)/.installed
 
-.PHONY: help install system-packages run test lint constraints clean
+.PHONY: help install system-packages run up test bench lint constraints clean
 
 help:
 	@echo "make run          install, migrate, load demo data if the ledger is empty, serve on"
 	@echo "                  http://127.0.0.1:\$${PORT:-8000} (data in \$${LEDGERFS_DATA_DIR:-var/})"
+	@echo "make up           distributed mode: web, one writer per ledger, Celery worker and beat"
+	@echo "                  (Procfile, honcho) on \$${DATABASE_URL:-local PostgreSQL} and"
+	@echo "                  \$${REDIS_URL:-local Redis}; creates the database if missing"
 	@echo "make test         install (Debian packages included), lint, run the whole test suite"
+	@echo "make bench        run the benchmark suite; writes bench/results/*.json and"
+	@echo "                  docs/benchmarks.md with plots (docs/img/)"
 	@echo "make install      create $(VENV) and install system and Python dependencies"
 	@echo "make lint         ruff check"
 	@echo "make constraints  re-pin constraints.txt from $(VENV) after changing dependencies"
@@ -69,6 +74,23 @@ run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py load_demo --if-empty
 	exec $(BIN)/uvicorn config.asgi:application --host 127.0.0.1 --port "$${PORT:-8000}"
+
+# Distributed mode on this machine. Defaults: the local PostgreSQL (database `ledgerfs`, created
+# if missing) and Redis; override with DATABASE_URL / REDIS_URL.
+UP_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/ledgerfs
+UP_REDIS_URL ?= redis://127.0.0.1:6379/0
+
+up: install
+	export DATABASE_URL="$${DATABASE_URL:-$(UP_DATABASE_URL)}" \
+	       REDIS_URL="$${REDIS_URL:-$(UP_REDIS_URL)}" PATH="$(CURDIR)/$(BIN):$$PATH"; \
+	$(BIN)/python manage.py database_create; \
+	$(BIN)/python manage.py migrate --noinput; \
+	exec $(BIN)/honcho start -f Procfile
+
+# The benchmark suite (bench/suite.py): PostgreSQL baseline and LedgerFS scenarios in one run,
+# JSON results in bench/results/, tables and plots in docs/benchmarks.md.
+bench: install
+	$(BIN)/python -m bench suite --json
 
 lint: install
 	$(BIN)/ruff check .

@@ -92,6 +92,15 @@ if env_str("LEDGERFS_DIGEST_S3_BUCKET"):
     })
 
 DATABASE_URL = env_str("DATABASE_URL")
+# How commands reach the writers. "inprocess" (embedded): writer threads in this process.
+# "redis" (distributed): one writer process per ledger (`manage.py ledger_writer --ledger CODE`)
+# behind a Redis bus; other processes read the shards as RocksDB secondary instances. The
+# default once both DATABASE_URL and REDIS_URL are set.
+LEDGERFS_BUS = env_str(
+    "LEDGERFS_BUS", "redis" if REDIS_URL and DATABASE_URL else "inprocess",
+    choices=("inprocess", "redis"),
+)
+LEDGERFS_BUS_TIMEOUT_SECONDS = env_int("LEDGERFS_BUS_TIMEOUT_SECONDS", 30, min_value=1)
 if DATABASE_URL is not None:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
 else:

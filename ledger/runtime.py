@@ -1,9 +1,16 @@
 """This process's ledger runtime: the shard registry, the command bus and the projector.
 
 Created lazily on first use, never at import or app start-up, so management commands that do
-not touch the ledger (migrate, makemigrations, ...) never open a RocksDB shard. In embedded
-mode, `LEDGERFS_PROJECTOR = "thread"` keeps the read models in step from a background thread
-woken by each commit; `"manual"` (tests) leaves projection to explicit `catch_up` calls.
+not touch the ledger (migrate, makemigrations, ...) never open a RocksDB shard.
+
+- Embedded (`LEDGERFS_BUS = "inprocess"`): this process runs every shard's writer in a thread
+  (`ShardRegistry`) behind an `InProcessBus`. `LEDGERFS_PROJECTOR = "thread"` keeps the read
+  models in step from a background thread woken by each commit; `"manual"` (tests) leaves
+  projection to explicit `catch_up` calls.
+- Distributed (`LEDGERFS_BUS = "redis"`): writers run in their own processes
+  (`manage.py ledger_writer`), which also project and publish the event stream. This process
+  sends commands over the `RedisBus` and reads the shards as RocksDB secondary instances
+  (`FollowerRegistry`); it never opens a shard read-write.
 """
 
 from __future__ import annotations
@@ -11,12 +18,13 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+from pathlib import Path
 
 from django.conf import settings
 from django.db import close_old_connections
 
 from ledger.bus import CommandBus, InProcessBus
-from ledger.shards import ShardRegistry
+from ledger.shards import FollowerRegistry, ShardRegistry
 
 log = logging.getLogger(__name__)
 
@@ -24,16 +32,42 @@ _lock = threading.Lock()
 _runtime: Runtime | None = None
 
 
+def shards_root() -> Path:
+    """Where the shards live: `<LEDGERFS_DATA_DIR>/shards/<CODE>/` (shared by all processes
+    of one machine in distributed mode)."""
+    return Path(settings.LEDGERFS_DATA_DIR) / "shards"
+
+
 class Runtime:
     def __init__(self) -> None:
-        self.projector = BackgroundProjector() if settings.LEDGERFS_PROJECTOR == "thread" else None
-        on_commit = self.projector.notify if self.projector else None
-        self.shards = ShardRegistry(settings.LEDGERFS_DATA_DIR / "shards", on_commit=on_commit)
-        self.bus: CommandBus = InProcessBus(self.shards)
+        self.distributed = settings.LEDGERFS_BUS == "redis"
+        self.projector: BackgroundProjector | None = None
+        self.shards: ShardRegistry | FollowerRegistry
+        if self.distributed:
+            from ledger.transport.redis_bus import RedisBus, head_reader
+
+            self.shards = FollowerRegistry(
+                shards_root(), Path(settings.LEDGERFS_DATA_DIR) / "secondary",
+                head_reader(settings.REDIS_URL),
+            )
+            self.bus: CommandBus = RedisBus(
+                settings.REDIS_URL, timeout_seconds=settings.LEDGERFS_BUS_TIMEOUT_SECONDS
+            )
+        else:
+            if settings.LEDGERFS_PROJECTOR == "thread":
+                self.projector = BackgroundProjector()
+            on_commit = self.projector.notify if self.projector else None
+            self.shards = ShardRegistry(shards_root(), on_commit=on_commit)
+            self.bus = InProcessBus(self.shards)
 
     def close(self) -> None:
+        if not self.distributed:
+            from attestation.runtime import detach
+
+            detach()  # stops sealing (and the in-process beat) before the stores close
         if self.projector is not None:
             self.projector.stop()
+        self.bus.close()
         self.shards.close()
 
 
@@ -44,6 +78,12 @@ def runtime() -> Runtime:
             _runtime = Runtime()
             if _runtime.projector is not None:
                 _runtime.projector.start(_runtime.shards)
+            if not _runtime.distributed:
+                from attestation.runtime import attach
+
+                # Seals from these stores; embedded beat (LEDGERFS_BEAT). In distributed
+                # mode attestation opens its own secondary instances (Celery worker).
+                attach(_runtime.shards)
         return _runtime
 
 
@@ -60,7 +100,14 @@ atexit.register(shutdown)
 
 
 class BackgroundProjector:
-    """Projects ledgers whose writers reported a commit, off the request and write paths."""
+    """Projects ledgers whose writers reported a commit, off the request and write paths.
+
+    A ledger whose projection failed (the database is down) is retried every
+    `RETRY_SECONDS` until it succeeds, commits or not: the cursor did not move, so the retry
+    starts from the same place and the read models catch up once the database is back.
+    """
+
+    RETRY_SECONDS = 1.0
 
     def __init__(self) -> None:
         self._dirty: set[str] = set()
@@ -96,10 +143,16 @@ class BackgroundProjector:
                 if self._stopping:
                     return
                 dirty, self._dirty = self._dirty, set()
-            close_old_connections()
+            failed = set()
             for code in sorted(dirty):
                 try:
+                    close_old_connections()
                     catch_up(Ledger.objects.get(code=code), self._shards.get(code).store)
                 except Exception:
-                    # The cursor did not move; the next commit retries from the same place.
-                    log.exception("projecting ledger %s failed", code)
+                    log.warning("projecting ledger %s failed; retrying", code, exc_info=True)
+                    failed.add(code)
+            if failed:
+                with self._wake:
+                    self._dirty |= failed
+                    if not self._stopping:
+                        self._wake.wait(self.RETRY_SECONDS)

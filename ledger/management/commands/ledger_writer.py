@@ -1,0 +1,91 @@
+"""`manage.py ledger_writer --ledger CODE`: the writer process of one ledger shard.
+
+Distributed mode: opens the shard read-write (creating it, with its genesis events and its
+registry row, if it is new), takes commands from the Redis bus, publishes every durable group on
+the ledger's event stream, and projects the log into the read models. One process per shard;
+RocksDB's lock refuses a second one on the same shard. SIGTERM or SIGINT stops it after the
+requests already taken are durable and answered.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import OperationalError
+
+from ledger.models import Ledger
+from ledger.runtime import BackgroundProjector, shards_root
+from ledger.shards import ShardRegistry, valid_ledger_code
+from ledger.stream import StreamPublisher
+from ledger.transport.redis_bus import RedisBusServer
+from ledger.transport.redis_stream import RedisEventStream
+
+DATABASE_WAIT_SECONDS = 30.0
+
+
+class Command(BaseCommand):
+    help = "Run the writer of one ledger shard (distributed mode: Redis bus and event stream)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--ledger", required=True, help="ledger code, e.g. EUR")
+        parser.add_argument("--scale", type=int, default=2,
+                            help="minor-unit digits, used only when the ledger is new")
+        parser.add_argument("--no-project", action="store_true",
+                            help="leave projection into the read models to another process")
+
+    def handle(self, *args, ledger: str, scale: int, no_project: bool, **options) -> None:
+        if not valid_ledger_code(ledger):
+            raise CommandError(f"invalid ledger code {ledger!r}")
+        if not settings.REDIS_URL:
+            raise CommandError("REDIS_URL is not set: the writer process needs the Redis bus")
+        self._register(ledger, scale)
+
+        listeners = []
+        registry = ShardRegistry(
+            shards_root(), on_commit=lambda code, seq: [notify(code, seq) for notify in listeners]
+        )
+        shard = registry.create(ledger)
+        stream = RedisEventStream(settings.REDIS_URL)
+        publisher = StreamPublisher(stream, shard.store).start()
+        listeners.append(lambda code, seq: publisher.notify(seq))
+        projector = None
+        if not no_project:
+            projector = BackgroundProjector()
+            projector.start(registry)
+            listeners.append(projector.notify)
+            projector.notify(ledger, shard.writer.last_seq)  # catch up after downtime
+
+        server = RedisBusServer(settings.REDIS_URL, shard.writer)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: server.stop())
+        self.stdout.write(
+            f"ledger {ledger}: writer up at seq {shard.writer.last_seq}, "
+            f"shard {shard.store.path}", ending="\n",
+        )
+        self.stdout.flush()
+        try:
+            server.serve()
+        finally:
+            publisher.stop()
+            if projector is not None:
+                projector.stop()
+            registry.close()
+            stream.close()
+        if server.writer_failed:
+            raise CommandError(f"ledger {ledger}: the writer stopped (see the log above)")
+
+    def _register(self, code: str, scale: int) -> None:
+        """The ledger's registry row, created if missing; waits for a database that is
+        still starting (processes of one Procfile start together)."""
+        deadline = time.monotonic() + DATABASE_WAIT_SECONDS
+        while True:
+            try:
+                Ledger.objects.get_or_create(code=code, defaults={"scale": scale})
+                return
+            except OperationalError as exc:
+                if time.monotonic() > deadline:
+                    raise CommandError(f"database unreachable: {exc}") from None
+                time.sleep(0.5)
