@@ -3,7 +3,7 @@
 `LogAudit` consumes a shard's events in seq order (seq, canonical body bytes, stored chain
 hash) and recomputes, from nothing but those bytes:
 - each event's chain hash, `SHA-256(prev_hash || SHA-256(0x00 || body))`, and that the body
-  carries its own seq and the previous hash (DESIGN 4);
+  is canonical JSON carrying its own seq and the previous hash (DESIGN 4);
 - the RFC 9162 event-tree root at every checkpoint's tree size;
 - the state (Merkle-sum) tree at those sizes, by replaying the legs (`proofs.ledger_state`),
   and so the checkpoint's `state-root` and `state-sum` (the outstanding liabilities);
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from proofs.core.checkpoint import Checkpoint, note_hash
 from proofs.core.rfc9162 import empty_root, leaf_hash, node_hash
 from proofs.core.sumtree import SumTree
-from proofs.ledger_state import LedgerStates, StateLeafError
+from proofs.ledger_state import LedgerStates, StateLeafError, canonical_json
 
 GENESIS_PREV_HASH = bytes(32)
 
@@ -112,6 +112,8 @@ class LogAudit:
                               f"{stored_hash.hex()} (event altered)")
         parsed = self._parse(where, body)
         if parsed is not None:
+            if canonical_json(parsed) != body:
+                self._find(where, "body is not in canonical JSON form")
             if parsed.get("seq") != seq:
                 self._find(where, f"body carries seq {parsed.get('seq')!r}")
             if parsed.get("prev_hash") != self._prev_hash.hex():

@@ -100,6 +100,7 @@ def test_one_altered_event_is_one_chain_finding_plus_the_roots_it_changes(events
     findings = audit(altered, checkpoints)
     assert findings[0].startswith("seq 15: body hashes to")
     assert "event altered" in findings[0]
+    assert findings[1] == "seq 15: body is not in canonical JSON form"
     assert any("checkpoint height 2 (tree size 20): signed root" in f for f in findings)
     assert any("checkpoint height 3" in f for f in findings)
     assert not any("checkpoint height 1 " in f for f in findings)
