@@ -125,21 +125,39 @@ class FollowerStore(EventStore):
     that catches up with the writer before it answers, so reads see every acknowledged write.
 
     `head_source()` returns the last seq the writer has acknowledged to any client (the
-    `ledgerfs:head:<CODE>` key), or raises when that is unknown; the store catches up only when
-    it is behind that seq, or on every read while the source is unavailable.
+    `ledgerfs:head:<CODE>` key), None when that is unknown, or raises when it cannot be asked;
+    the store catches up only when it is behind that seq, and on every read while the seq is
+    unknown. A secondary instance does not always see what its primary flushed on closing
+    (measured: the last groups before a writer stops stay invisible to it), so a store still
+    behind a known head after catching up is opened again with `opener`.
     """
 
-    def __init__(self, store: RocksEventStore, head_source: Callable[[], int]) -> None:
-        self.ledger = store.ledger
-        self._store = store
+    def __init__(
+        self, opener: Callable[[], RocksEventStore], head_source: Callable[[], int | None]
+    ) -> None:
+        self._opener = opener
+        self._store = opener()
+        self.ledger = self._store.ledger
         self._head_source = head_source
         self._lock = threading.Lock()
+        self._retired: list[RocksEventStore] = []
         self.catch_ups = 0
+        self.reopens = 0
 
-    def catch_up(self) -> None:
+    def catch_up(self, target: int | None = None) -> None:
         with self._lock:
             self._store.catch_up()
             self.catch_ups += 1
+            if target is not None and self._store.head()[0] < target:
+                self._reopen()
+
+    def _reopen(self) -> None:
+        # The old instance may still be read by a caller; it is closed at the next reopen.
+        for store in self._retired:
+            store.close()
+        self._retired = [self._store]
+        self._store = self._opener()
+        self.reopens += 1
 
     def _fresh(self) -> RocksEventStore:
         try:
@@ -147,7 +165,7 @@ class FollowerStore(EventStore):
         except Exception:
             target = None
         if target is None or self._store.head()[0] < target:
-            self.catch_up()
+            self.catch_up(target)
         return self._store
 
     def load(self) -> LedgerState:
@@ -186,6 +204,8 @@ class FollowerStore(EventStore):
         return self._fresh().seq_at_time(ts)
 
     def close(self) -> None:
+        for store in self._retired:
+            store.close()
         self._store.close()
 
 
@@ -253,9 +273,12 @@ class FollowerRegistry:
             self._secondaries.clear()
 
     def _open(self, code: str) -> Shard:
-        secondary = self.secondary_root / code / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        secondary.mkdir(parents=True, exist_ok=True)
-        self._secondaries.append(secondary)
-        store = RocksEventStore(self.root / code, code, secondary_path=secondary)
-        store.catch_up()
-        return Shard(code, FollowerStore(store, lambda: self.head_source(code)), None)
+        def opener() -> RocksEventStore:
+            secondary = self.secondary_root / code / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            secondary.mkdir(parents=True, exist_ok=True)
+            self._secondaries.append(secondary)
+            store = RocksEventStore(self.root / code, code, secondary_path=secondary)
+            store.catch_up()
+            return store
+
+        return Shard(code, FollowerStore(opener, lambda: self.head_source(code)), None)

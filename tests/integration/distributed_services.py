@@ -262,3 +262,74 @@ class WriterProcess:
                 self.process.kill()
                 self.process.wait(5)
         return self.process.returncode
+
+
+class WebProcess:
+    """uvicorn with several workers in distributed mode, on a free port."""
+
+    def __init__(self, env: dict, log_path: Path, workers: int = 2) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.workers = workers
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> WebProcess:
+        log = self.log_path.open("a")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
+             "--port", str(self.port), "--workers", str(self.workers), "--no-access-log"],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        log.close()
+
+        def serving() -> bool:
+            if self.process.poll() is not None:
+                pytest.fail(f"web exited:\n{self.log_path.read_text()}")
+            return listening("127.0.0.1", self.port)
+
+        wait_for(serving, START_TIMEOUT_SECONDS, "the web process")
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+class Api:
+    """A tiny HTTP client of the ledger API (a new connection per call, so successive calls
+    land on different uvicorn workers)."""
+
+    def __init__(self, port: int, key: str) -> None:
+        import httpx
+
+        self.client = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}/api/v1",
+            headers={"Authorization": f"Bearer {key}"}, timeout=60,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
+
+    def post(self, path: str, payload: dict):
+        return self.client.post(path, json=payload)
+
+    def get(self, path: str, **params):
+        return self.client.get(path, params=params)
+
+    def transfers(self, ledger: str, items: list[dict], atomic: bool = False) -> list[dict]:
+        reply = self.post("/transfers", {"ledger": ledger, "transfers": items, "atomic": atomic})
+        assert reply.status_code == 200, reply.text
+        return reply.json()["results"]
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def api_key_create(env: dict) -> str:
+    done = manage("apikey", "create", "--name", f"t-{uuid.uuid4().hex[:8]}", "--scopes",
+                  "read,write,admin", env=env)
+    return done.stdout.strip().splitlines()[-1]
