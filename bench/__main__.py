@@ -4,9 +4,9 @@ import argparse
 import json
 import sys
 
-from bench import engine, http
+from bench import engine, http, proofs
 
-SCENARIOS = {"engine": engine, "http": http}
+SCENARIOS = {"engine": engine, "http": http, "proofs": proofs}
 
 
 def main(argv: list[str] | None = None) -> int:
