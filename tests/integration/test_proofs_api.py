@@ -304,3 +304,46 @@ def test_verify_receipt_is_the_same_function_the_api_uses(api):
     event_id = json.loads(api["events"][3].body)["id"]
     receipt = get(api, f"/api/v1/receipts/{event_id}", "auditor")
     assert verify_receipt(receipt, public_key(api)).startswith(f"event {event_id}")
+
+
+def test_the_offline_verifier_checks_balance_and_consistency_files(api, tmp_path):
+    key = tmp_path / "eur.key"
+    key.write_text(public_key(api))
+    files = {
+        "balance": get(api, f"/api/v1/proofs/balance/{acc('alice-0')}", "auditor"),
+        "old": get(api, "/api/v1/checkpoints/1?ledger=EUR"),
+        "new": get(api, "/api/v1/checkpoints/3?ledger=EUR"),
+    }
+    files["consistency"] = get(
+        api, f"/api/v1/proofs/consistency?ledger=EUR&first={files['old']['tree_size']}"
+    )
+    for name, value in files.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(value))
+    (tmp_path / "old.checkpoint").write_text(files["old"]["note"])
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "proofs.verify", *args, "--key", str(key)],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60,
+            env={"PYTHONPATH": str(REPOSITORY_ROOT), "PATH": "/usr/bin:/bin"},
+        )
+
+    balance = run("balance", "balance.json")
+    assert balance.returncode == 0, balance.stdout + balance.stderr
+    assert "towards liabilities of 100000" in balance.stdout
+    consistency = run("consistency", "old.checkpoint", "new.json", "consistency.json")
+    assert consistency.returncode == 0, consistency.stdout + consistency.stderr
+    assert "append-only" in consistency.stdout
+    swapped = run("consistency", "new.json", "old.checkpoint", "consistency.json")
+    assert swapped.returncode == 1 and "[tree_size_mismatch]" in swapped.stdout
+    missing = run("balance", "nothing.json")
+    assert missing.returncode == 2 and "cannot read nothing.json" in missing.stderr
+    other_key = tmp_path / "other.key"
+    other_key.write_text(get(api, "/api/v1/checkpoints/keys")["keys"][0]["public_key"]
+                         .replace("ledgerfs.local/EUR", "ledgerfs.local/USD"))
+    wrong = subprocess.run(
+        [sys.executable, "-m", "proofs.verify", "balance", "balance.json", "--key",
+         str(other_key)], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={"PYTHONPATH": str(REPOSITORY_ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    assert wrong.returncode == 1 and "INVALID: " in wrong.stdout, wrong.stdout + wrong.stderr
