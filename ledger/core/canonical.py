@@ -26,9 +26,13 @@ def encode(value: Any) -> bytes:
 
 
 def encode_checked(value: Any) -> bytes:
-    """Like `encode`, but first rejects floats and non-string keys anywhere in the value."""
+    """Like `encode`, but rejects floats, non-string keys, integers outside 64 bits and
+    strings that are not valid Unicode (lone surrogates) with `CanonicalError`."""
     _check(value)
-    return encode(value)
+    try:
+        return encode(value)
+    except TypeError as exc:  # orjson's error for unencodable values
+        raise CanonicalError(str(exc)) from None
 
 
 def decode(data: bytes) -> Any:

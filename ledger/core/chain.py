@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import orjson
 
+from ledger.core import canonical
+
 GENESIS_PREV_HASH = bytes(32)
 LEAF_PREFIX = b"\x00"
 
@@ -61,8 +63,12 @@ def verify_chain(
             body = orjson.loads(event.body)
         except orjson.JSONDecodeError as exc:
             raise ChainBroken(event.seq, f"body is not valid JSON ({exc})") from None
-        if not isinstance(body, dict) or body.get("seq") != event.seq:
+        if not isinstance(body, dict) or type(body.get("seq")) is not int or (
+            body["seq"] != event.seq
+        ):
             raise ChainBroken(event.seq, "body does not carry its own seq")
+        if canonical.encode(body) != event.body:
+            raise ChainBroken(event.seq, "body is not in canonical form")
         if body.get("prev_hash") != prev_hash.hex():
             raise ChainBroken(event.seq, "body's prev_hash is not the previous event's hash")
         computed = chain_hash(prev_hash, event.body)

@@ -6,7 +6,8 @@ It is deterministic given the state, the clock value and the idempotency records
 
 Validation is a straight line of early returns in the order of `ResultCode` (see `codes`), with
 one documented exception: `release` and `cancel_hold` name no account of their own, the hold
-names them, so for those two the hold is looked up before the accounts are checked.
+names them, so for those two the hold is looked up (and its beneficiary settled) before the
+accounts are checked.
 """
 
 from __future__ import annotations
@@ -254,7 +255,9 @@ class StateMachine:
             known[scope] = outcome.records[scope] = record
         out = []
         for result in results:
-            out.append(failed if result is failed else Result(R.linked_command_failed))
+            # A replay reports an earlier, final outcome: it stays true whatever this chain does.
+            kept = result is failed or result.replayed
+            out.append(result if kept else Result(R.linked_command_failed))
         out.extend(Result(R.linked_command_failed) for _ in commands[len(results):])
         return out
 
@@ -423,7 +426,9 @@ class StateMachine:
         if isinstance(found, ResultCode):
             return found
         account = found[0]
-        if account.kind == AccountKind.system:
+        # The issuance account and the ledger's default fee pool serve every command that
+        # names no other; closing them would disable those commands for good.
+        if account.kind == AccountKind.system or account.id == self.state.fee_pool_id:
             return R.account_kind_not_allowed
         if any(account.balances.values()):
             return R.account_has_balance
@@ -558,10 +563,10 @@ class StateMachine:
         if found[1].kind not in _CLIENT_KINDS:
             return R.account_kind_not_allowed
         captured = hold.amount if c.amount is None else c.amount
-        if captured > hold.amount:
-            return R.release_exceeds_hold
         if found[1].balances["available"] + captured > MAX_AMOUNT:
             return R.balance_would_overflow
+        if captured > hold.amount:
+            return R.release_exceeds_hold
         legs = [_leg(hold.account, "held", -hold.amount), _leg(beneficiary, "available", captured)]
         if captured < hold.amount:
             legs.append(_leg(hold.account, "available", hold.amount - captured))
@@ -617,9 +622,9 @@ def _refs(c: Command) -> dict[str, str]:
     return refs
 
 
-def _is_printable_ascii(text: str) -> bool:
-    """Visible ASCII without spaces (what keys and references may hold)."""
-    return text.isascii() and text.isprintable() and " " not in text
+def _is_token(text: str) -> bool:
+    """Non-empty visible ASCII without spaces: what ids, keys, DIDs and references may hold."""
+    return text != "" and text.isascii() and text.isprintable() and " " not in text
 
 
 def _is_int(value: Any) -> bool:
@@ -628,20 +633,19 @@ def _is_int(value: Any) -> bool:
 
 def _is_reference(value: Any) -> bool:
     return value is None or (
-        type(value) is str and len(value) <= MAX_REFERENCE_LENGTH
-        and _is_printable_ascii(value)
+        type(value) is str and len(value) <= MAX_REFERENCE_LENGTH and _is_token(value)
     )
 
 
 def _check_shape(c: Command) -> ResultCode | None:
     """Schema-level checks, in code order. None when the command is well formed."""
     ctype = c.type
-    if ctype not in COMMAND_TYPES:
+    if type(ctype) is not str or ctype not in COMMAND_TYPES:
         return R.command_type_unknown
     key = c.idempotency_key
     if not key:
         return R.idempotency_key_required
-    if type(key) is not str or len(key) > MAX_KEY_LENGTH or not _is_printable_ascii(key):
+    if type(key) is not str or len(key) > MAX_KEY_LENGTH or not _is_token(key):
         return R.idempotency_key_invalid
     amount = c.amount
     if ctype in _NEEDS_AMOUNT or amount is not None:
@@ -658,25 +662,23 @@ def _check_shape(c: Command) -> ResultCode | None:
             return R.accounts_must_be_different
     if ctype == "hold" and c.beneficiary is not None and c.beneficiary == c.account:
         return R.accounts_must_be_different
-    if ctype == "open_account":
-        did = c.did
-        if type(did) is not str or len(did) > MAX_DID_LENGTH or not _is_printable_ascii(did):
-            return R.did_invalid
-        if c.kind is not None and c.kind not in _CLIENT_KINDS:
-            return R.account_kind_invalid
-        if c.safeguarding is not None and c.safeguarding not in _SAFEGUARDING:
-            return R.safeguarding_class_invalid
-        if c.tags is not None and not _valid_tags(c.tags):
-            return R.tags_invalid
-    # Account ids only need to be strings: an unknown one is `account_not_found` later and is
-    # never stored. References are stored in events, so they must be short printable tokens.
-    for account_id in (c.account, c.to, c.beneficiary):
-        if account_id is not None and (type(account_id) is not str
-                                       or len(account_id) > MAX_REFERENCE_LENGTH):
-            return R.reference_invalid
-    if (c.hold_id is not None or c.escrow_id is not None or c.trial_id is not None
-            or c.netting_batch_id is not None) and not (
-        _is_reference(c.hold_id) and _is_reference(c.escrow_id)
+    # Fields are checked whatever the command type: the fingerprint encodes them all.
+    did = c.did
+    if (ctype == "open_account" or did is not None) and (
+        type(did) is not str or len(did) > MAX_DID_LENGTH or not _is_token(did)
+    ):
+        return R.did_invalid
+    if c.kind is not None and (type(c.kind) is not str or c.kind not in _CLIENT_KINDS):
+        return R.account_kind_invalid
+    if c.safeguarding is not None and (
+        type(c.safeguarding) is not str or c.safeguarding not in _SAFEGUARDING
+    ):
+        return R.safeguarding_class_invalid
+    if c.tags is not None and not _valid_tags(c.tags):
+        return R.tags_invalid
+    if not (
+        _is_reference(c.account) and _is_reference(c.to) and _is_reference(c.beneficiary)
+        and _is_reference(c.hold_id) and _is_reference(c.escrow_id)
         and _is_reference(c.trial_id) and _is_reference(c.netting_batch_id)
     ):
         return R.reference_invalid
@@ -712,4 +714,9 @@ def _valid_metadata(metadata: Any) -> bool:
                 return False
         elif type(value) is not str or len(value) > MAX_METADATA_STRING:
             return False
+        elif not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:  # lone surrogates have no UTF-8 form
+                return False
     return True

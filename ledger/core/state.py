@@ -46,10 +46,19 @@ def account_id_for(ledger: str, did: str) -> str:
     return f"acc_{ledger.lower()}_{digest}"
 
 
+ID_PREFIXES = frozenset({"acc", "evt", "hld"})
+
+
 def ledger_tag(object_id: str) -> str | None:
-    """The lower-case ledger code embedded in an account, hold or event id, if any."""
+    """The lower-case ledger code embedded in an account, hold or event id, if any.
+
+    Only ids of our own shapes (`acc_`, `evt_`, `hld_` + a lower-case ledger code) name a
+    ledger; any other string names none, so an unknown id is "not found", not "foreign"."""
     parts = object_id.split("_", 2)
-    return parts[1] if len(parts) == 3 else None
+    if len(parts) != 3 or parts[0] not in ID_PREFIXES:
+        return None
+    tag = parts[1]
+    return tag if tag.isascii() and tag.isalnum() and tag.islower() else None
 
 
 class Account:

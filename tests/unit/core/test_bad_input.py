@@ -68,11 +68,6 @@ def test_accounts_of_another_ledger_are_ledger_mismatch(book: Book, alice: str) 
         assert result.code is R.ledger_mismatch, command
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug (minor): `ledger_tag` reads any 'x_y_z' string as an id of ledger 'y', so an "
-    "unknown id with two underscores, or this ledger's id spelled in upper case, is "
-    "ledger_mismatch instead of account_not_found"
-))
 @pytest.mark.parametrize("unknown", ["my_savings_account", "ACC_EUR_0123456789abcdef0123"])
 def test_an_id_of_no_ledger_is_account_not_found(book: Book, alice: str, unknown: str) -> None:
     [result] = book.rejected(book.command("transfer", account=alice, to=unknown, amount=5))
@@ -124,10 +119,6 @@ def test_unknown_command_types_are_rejected(book: Book, alice: str, ctype) -> No
     assert result.code is R.command_type_unknown
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "core bug: _check_shape tests `ctype in COMMAND_TYPES` (a frozenset), which raises "
-    "TypeError for an unhashable type such as a list"
-))
 def test_an_unhashable_command_type_is_command_type_unknown(book: Book, alice: str) -> None:
     [result] = book.rejected(book.command(["mint"], account=alice, amount=5))
     assert result.code is R.command_type_unknown
@@ -181,11 +172,6 @@ def test_references_must_be_short_visible_ascii(
     assert result.code is R.reference_invalid
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug: an empty reference passes `_is_reference` (''.isprintable() is True): "
-    "escrow_id='' satisfies reference_required and is stored, hold_id='' silently gets a "
-    "generated id"
-))
 @pytest.mark.parametrize("field", ["escrow_id", "hold_id"])
 def test_an_empty_reference_is_reference_invalid(book: Book, alice: str, field) -> None:
     ctype = "stake_lock" if field == "escrow_id" else "hold"
@@ -245,10 +231,6 @@ def test_bad_dids_are_did_invalid(book: Book, did) -> None:
     assert result.code is R.did_invalid
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug: an empty did passes the did check (''.isprintable() is True) and opens an "
-    "account with did ''"
-))
 def test_an_empty_did_is_did_invalid(book: Book) -> None:
     [result] = book.rejected(book.command("open_account", did=""))
     assert result.code is R.did_invalid
@@ -275,10 +257,6 @@ def test_bad_kinds_and_safeguarding_classes_are_rejected(book: Book, field, valu
     assert result.code is code
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "core bug: `c.kind not in _CLIENT_KINDS` and `c.safeguarding not in _SAFEGUARDING` raise "
-    "TypeError for unhashable values (a list or dict from JSON)"
-))
 @pytest.mark.parametrize(("field", "value", "code"), [
     ("kind", ["user"], R.account_kind_invalid),
     ("safeguarding", {"class": "own_funds"}, R.safeguarding_class_invalid),
@@ -326,15 +304,6 @@ def test_a_corrected_retry_with_the_same_key_succeeds(book: Book, alice: str, bo
 # -- values that must not crash the group ------------------------------------------------------
 
 
-BUG_UNENCODABLE = (
-    "core bug: `fingerprint` encodes request fields that `_check_shape` let through; orjson "
-    "raises TypeError (lone surrogates, ints beyond 64 bits), mid-group, after earlier "
-    "commands were applied: next_seq has moved, head_hash has not, and an atomic request "
-    "leaves `state.journal` open"
-)
-
-
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=BUG_UNENCODABLE)
 @pytest.mark.parametrize("fields", [
     {"metadata": {"note": "\ud800"}},
     {"to": "\udc00"},

@@ -124,10 +124,6 @@ def test_encode_checked_rejects_non_string_keys(value: object) -> None:
         canonical.encode_checked(value)
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "questionable: encode_checked lets orjson's own TypeError through for other values "
-    "without a canonical form, so callers catching CanonicalError miss them"
-))
 @pytest.mark.parametrize("value", ["\ud800", 2**64, {"a": {1, 2}}], ids=repr)
 def test_encode_checked_reports_every_unencodable_value_as_canonical_error(
     value: object,

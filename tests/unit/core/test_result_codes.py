@@ -337,10 +337,6 @@ def test_release_looks_up_the_hold_before_the_accounts(book: Book) -> None:
     assert result.code is R.hold_not_found
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug (precedence): release checks release_exceeds_hold (32) before "
-    "balance_would_overflow (27); the straight-line rule asks for the reverse"
-))
 def test_release_reports_overflow_before_exceeding_the_hold(book: Book) -> None:
     alice, bob = alice_and_bob(book, alice_funds=10)
     assert book.do("hold", account=alice, amount=10, hold_id="h-1", beneficiary=bob).ok

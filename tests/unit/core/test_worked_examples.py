@@ -266,12 +266,6 @@ def test_closing_requires_every_bucket_to_be_empty(book: Book) -> None:
     )
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "questionable: the genesis fee pool can be closed like any empty account; afterwards "
-    "fee_transfer, stake_slash and fee_burn without an explicit pool fail with account_closed "
-    "forever (its DID cannot be opened again). The issuance account is protected "
-    "(account_kind_not_allowed); the fee pool is not"
-))
 def test_the_genesis_fee_pool_cannot_be_closed(book: Book) -> None:
     [result] = book.rejected(book.command("close_account", account=book.fee_pool))
     assert result.code is R.account_kind_not_allowed
