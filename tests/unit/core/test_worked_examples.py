@@ -6,8 +6,6 @@ Amounts are euro cents in the EUR shard. `book` starts right after genesis: the 
 
 from __future__ import annotations
 
-import pytest
-
 from ledger.core.codes import ResultCode
 from ledger.core.commands import Request
 from ledger.core.state import account_id_for
