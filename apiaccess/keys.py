@@ -4,6 +4,11 @@ A key reads `lfs_<prefix>_<secret>`: the prefix (12 hex digits) is public and fi
 row, the secret (32 random bytes, base64url) is what makes the key unguessable. The store
 keeps SHA-256 of the whole key: with 256 bits of entropy a fast hash is enough (no password
 stretching is needed), and comparison is constant-time.
+
+A key that authenticated is remembered in this process for `AUTH_CACHE_SECONDS`, so the hot
+API paths need no database query. Revoking through `api_key_revoke` forgets it here at once;
+other processes (and keys revoked or users deactivated by other means) stop working within
+that time.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -21,6 +27,11 @@ from apiaccess.models import SCOPES, ApiClient, ApiKey
 KEY_MARK = "lfs"
 PREFIX_HEX_DIGITS = 12
 SECRET_BYTES = 32
+AUTH_CACHE_SECONDS = 5.0
+AUTH_CACHE_MAX_KEYS = 10_000
+
+# SHA-256 of a key that authenticated -> (monotonic expiry, its ApiKey with client and user).
+_authenticated: dict[str, tuple[float, ApiKey]] = {}
 
 
 class ApiKeyError(ValueError):
@@ -92,6 +103,7 @@ def api_key_revoke(*, key: ApiKey) -> None:
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
+    _authenticated.pop(key.key_hash, None)
 
 
 def api_key_authenticate(raw_key: str) -> ApiKey | None:
@@ -99,13 +111,26 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
     prefix = key_prefix(raw_key)
     if prefix is None:
         return None
+    digest = key_hash(raw_key)
+    now = time.monotonic()
+    cached = _authenticated.get(digest)
+    if cached is not None and cached[0] > now:
+        return cached[1]
     key = (
         ApiKey.objects.select_related("client__user")
         .filter(prefix=prefix, revoked_at__isnull=True)
         .first()
     )
-    if key is None or not hmac.compare_digest(key.key_hash, key_hash(raw_key)):
+    if key is None or not hmac.compare_digest(key.key_hash, digest):
         return None
     if not key.client.user.is_active:
         return None
+    if len(_authenticated) >= AUTH_CACHE_MAX_KEYS:
+        _authenticated.clear()
+    _authenticated[digest] = (now + AUTH_CACHE_SECONDS, key)
     return key
+
+
+def api_key_cache_clear() -> None:
+    """Forget every remembered key (tests, and after bulk changes to keys or users)."""
+    _authenticated.clear()

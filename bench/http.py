@@ -2,12 +2,14 @@
 
 Starts ONE uvicorn process on a fresh data directory (in embedded mode the writer lives in the
 web process, and a shard's RocksDB admits one writing process), creates a ledger, opens and
-funds `--accounts` accounts through the API, then for `--seconds`:
-- `--writers` clients each post batches of `--batch` transfers back to back (keep-alive
-  HTTP/1.1; bodies are encoded before the clock starts, so the clients mostly wait);
-- one client posts single-transfer requests one after another (write latency under load);
-- one client reads balances one after another (read latency under load).
-The client runs in this process and competes with the server for the same cores.
+funds `--accounts` accounts through the API, then measures in two phases:
+1. idle, `--latency-seconds`: single-transfer requests one after another, then balance reads
+   one after another (the latency of one request when the server is not saturated);
+2. loaded, `--seconds`: `--writers` clients post batches of `--batch` transfers back to back
+   (keep-alive HTTP/1.1), while one client posts single transfers and one reads balances.
+`tps` counts transfers acknowledged in phase 2; `p50_ms`.. are single-transfer latencies of
+phase 1; `loaded_*` and `balance_*` are latencies under the phase-2 write load. The client
+runs in this process and competes with the server for the same cores.
 """
 
 from __future__ import annotations
@@ -37,9 +39,16 @@ SETUP_BATCH = 8_000
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the load phase")
+    parser.add_argument("--latency-seconds", type=float, default=5.0,
+                        help="length of each idle latency measurement")
     parser.add_argument("--accounts", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=1_000, help="transfers per batch request")
     parser.add_argument("--writers", type=int, default=4, help="concurrent batch clients")
+    parser.add_argument(
+        "--projector", choices=("thread", "manual"), default="thread",
+        help="thread: the server projects read models and seals as `make run` does; manual: "
+             "neither (isolates the API path)",
+    )
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=1)
 
@@ -65,10 +74,11 @@ class Client:
 
 def run(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix="ledgerfs-bench-http-", dir=args.data_dir) as tmp:
-        server, port, key = _start_server(Path(tmp))
+        server, port, key = _start_server(Path(tmp), args.projector)
         try:
             ids = _setup(Client(port, key), args.accounts)
-            return _load(port, key, ids, args)
+            idle = _idle(port, key, ids, args)
+            return {**_load(port, key, ids, args), **idle}
         finally:
             server.terminate()
             try:
@@ -78,8 +88,9 @@ def run(args: argparse.Namespace) -> dict:
                 server.wait()
 
 
-def _start_server(data_dir: Path) -> tuple[subprocess.Popen, int, str]:
-    env = {**os.environ, "LEDGERFS_DATA_DIR": str(data_dir), "LEDGERFS_LOG_LEVEL": "WARNING"}
+def _start_server(data_dir: Path, projector: str) -> tuple[subprocess.Popen, int, str]:
+    env = {**os.environ, "LEDGERFS_DATA_DIR": str(data_dir), "LEDGERFS_LOG_LEVEL": "WARNING",
+           "LEDGERFS_PROJECTOR": projector}
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "--noinput"], cwd=ROOT, env=env, check=True,
                    capture_output=True)
@@ -141,6 +152,50 @@ def _batch_body(ids: list[bytes], rng: random.Random, prefix: bytes, count: int)
     return b'{"ledger":"%s","transfers":[%s]}' % (LEDGER.encode(), b",".join(items))
 
 
+def _single_transfer(client: Client, ids: list[str], rng: random.Random, key: str) -> float:
+    a, b = rng.sample(ids, 2)
+    body = orjson.dumps({"transfers": [{"from": a, "to": b, "amount": 1, "idempotency_key": key}]})
+    started = time.perf_counter()
+    status, data = client.call("POST", "/api/v1/transfers", body)
+    elapsed = time.perf_counter() - started
+    if status != 200 or b'"status":"ok"' not in data:
+        raise RuntimeError(f"single transfer -> {status}: {data[:200]!r}")
+    return elapsed
+
+
+def _balance_read(client: Client, ids: list[str], rng: random.Random) -> float:
+    path = f"/api/v1/balances?account={rng.choice(ids)}"
+    started = time.perf_counter()
+    status, data = client.call("GET", path)
+    elapsed = time.perf_counter() - started
+    if status != 200:
+        raise RuntimeError(f"balance -> {status}: {data[:200]!r}")
+    return elapsed
+
+
+def _ms(values: list[float], fraction: float) -> float:
+    return round(percentile(values, fraction) * 1e3, 2)
+
+
+def _idle(port: int, key: str, ids: list[str], args: argparse.Namespace) -> dict:
+    client = Client(port, key)
+    rng = random.Random(args.seed + 1)
+    writes: list[float] = []
+    deadline = time.perf_counter() + args.latency_seconds
+    while time.perf_counter() < deadline:
+        writes.append(_single_transfer(client, ids, rng, f"idle-{len(writes)}"))
+    reads: list[float] = []
+    deadline = time.perf_counter() + args.latency_seconds
+    while time.perf_counter() < deadline:
+        reads.append(_balance_read(client, ids, rng))
+    return {
+        "single_writes": len(writes), "p50_ms": _ms(writes, 0.50),
+        "p95_ms": _ms(writes, 0.95), "p99_ms": _ms(writes, 0.99),
+        "idle_balance_p50_ms": _ms(reads, 0.50), "idle_balance_p95_ms": _ms(reads, 0.95),
+        "idle_balance_p99_ms": _ms(reads, 0.99),
+    }
+
+
 def _load(port: int, key: str, ids: list[str], args: argparse.Namespace) -> dict:
     rng = random.Random(args.seed)
     id_bytes = [account_id.encode() for account_id in ids]
@@ -173,29 +228,20 @@ def _load(port: int, key: str, ids: list[str], args: argparse.Namespace) -> dict
 
     def single_writer() -> None:
         client = Client(port, key)
-        i = 0
-        while not stop.is_set():
-            a, b = rng.sample(ids, 2)
-            body = orjson.dumps({"transfers": [
-                {"from": a, "to": b, "amount": 1, "idempotency_key": f"single-{i}"}]})
-            started = time.perf_counter()
-            status, data = client.call("POST", "/api/v1/transfers", body)
-            write_latencies.append(time.perf_counter() - started)
-            if status != 200 or b'"status":"ok"' not in data:
-                errors.append(f"single -> {status}: {data[:200]!r}")
-                return
-            i += 1
+        try:
+            while not stop.is_set():
+                write_latencies.append(_single_transfer(
+                    client, ids, rng, f"loaded-{len(write_latencies)}"))
+        except RuntimeError as exc:
+            errors.append(str(exc))
 
     def reader() -> None:
         client = Client(port, key)
-        while not stop.is_set():
-            path = f"/api/v1/balances?account={rng.choice(ids)}"
-            started = time.perf_counter()
-            status, data = client.call("GET", path)
-            read_latencies.append(time.perf_counter() - started)
-            if status != 200:
-                errors.append(f"balance -> {status}: {data[:200]!r}")
-                return
+        try:
+            while not stop.is_set():
+                read_latencies.append(_balance_read(client, ids, rng))
+        except RuntimeError as exc:
+            errors.append(str(exc))
 
     threads = [threading.Thread(target=writer, args=(w,)) for w in range(args.writers)]
     threads += [threading.Thread(target=single_writer), threading.Thread(target=reader)]
@@ -211,20 +257,16 @@ def _load(port: int, key: str, ids: list[str], args: argparse.Namespace) -> dict
         raise RuntimeError(f"{len(errors)} failed requests, first: {errors[0]}")
     transfers = totals["ok"] + totals["rejected"] + len(write_latencies)
 
-    def ms(values: list[float], fraction: float) -> float:
-        return round(percentile(values, fraction) * 1e3, 2)
-
     return {
         "scenario": "http", "seconds": round(seconds, 2), "accounts": len(ids),
-        "batch": args.batch, "writers": args.writers,
+        "batch": args.batch, "writers": args.writers, "projector": args.projector,
         "transfers": transfers, "rejected": totals["rejected"],
-        "tps": round(transfers / seconds),
-        "batches": len(batch_latencies),
-        "p50_batch_ms": ms(batch_latencies, 0.50), "p95_batch_ms": ms(batch_latencies, 0.95),
-        "single_writes": len(write_latencies),
-        "p50_ms": ms(write_latencies, 0.50), "p95_ms": ms(write_latencies, 0.95),
-        "p99_ms": ms(write_latencies, 0.99),
+        "tps": round(transfers / seconds), "batches": len(batch_latencies),
+        "p50_batch_ms": _ms(batch_latencies, 0.50), "p95_batch_ms": _ms(batch_latencies, 0.95),
+        "loaded_single_writes": len(write_latencies),
+        "loaded_p50_ms": _ms(write_latencies, 0.50), "loaded_p95_ms": _ms(write_latencies, 0.95),
+        "loaded_p99_ms": _ms(write_latencies, 0.99),
         "balance_reads": len(read_latencies),
-        "balance_p50_ms": ms(read_latencies, 0.50), "balance_p95_ms": ms(read_latencies, 0.95),
-        "balance_p99_ms": ms(read_latencies, 0.99),
+        "balance_p50_ms": _ms(read_latencies, 0.50), "balance_p95_ms": _ms(read_latencies, 0.95),
+        "balance_p99_ms": _ms(read_latencies, 0.99),
     }

@@ -4,15 +4,23 @@ One rule everywhere (ledger API, ops API, admin; the WebSocket stream and FUSE m
 too): a user may view an account when they hold `ledger.view_account` on the model (the
 "auditors" group, superusers) or on that account object (a support user it was granted to).
 API clients are users too, and the accounts a client opens through the API are granted to it.
+
+`account_view_allowed` keeps, per user, the set of account ids granted to them (loaded in one
+query, for `GRANT_CACHE_SECONDS`), so the API's balance reads need no permission queries.
+Grants made through `account_view_grant` show at once in this process; grants made elsewhere
+and revocations take effect within that time.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from django.contrib.auth.models import Group, Permission
+from django.contrib.contenttypes.models import ContentType
 from django.db.models import QuerySet
-from guardian.shortcuts import assign_perm, get_objects_for_user
+from guardian.shortcuts import get_objects_for_user
+from guardian.utils import get_group_obj_perms_model, get_user_obj_perms_model
 
 from ledger.models import Account
 
@@ -29,13 +37,55 @@ def accounts_view_all(user) -> bool:
     return user.is_active and user.has_perm(VIEW_ACCOUNT)
 
 
+GRANT_CACHE_SECONDS = 5.0
+GRANT_CACHE_MAX_IDS = 100_000
+"""Beyond this many grants a user's set is not cached; each check asks guardian instead."""
+
+# user -> (monotonic expiry, ids of the accounts granted to the user or their groups).
+_granted: dict[tuple, tuple[float, set[str] | None]] = {}
+
+
+def _user_key(user) -> tuple:
+    # With the creation time, a reused primary key (SQLite, rolled-back tests) is a new user.
+    return user.pk, getattr(user, "date_joined", None)
+
+
+def _view_permission() -> Permission:
+    return Permission.objects.get_by_natural_key("view_account", "ledger", "account")
+
+
+def _granted_ids(user) -> set[str] | None:
+    now = time.monotonic()
+    cached = _granted.get(_user_key(user))
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    permission = _view_permission()
+    limit = GRANT_CACHE_MAX_IDS + 1
+    ids = set(get_user_obj_perms_model().objects.filter(user=user, permission=permission)
+              .values_list("object_pk", flat=True)[:limit])
+    ids.update(get_group_obj_perms_model().objects.filter(group__user=user, permission=permission)
+               .values_list("object_pk", flat=True)[:limit])
+    if len(ids) > GRANT_CACHE_MAX_IDS:
+        ids = None
+    _granted[_user_key(user)] = (now + GRANT_CACHE_SECONDS, ids)
+    return ids
+
+
 def account_view_allowed(user, account_id: str) -> bool:
     if not user.is_active:
         return False
     if user.has_perm(VIEW_ACCOUNT):
         return True
+    ids = _granted_ids(user)
+    if ids is not None:
+        return account_id in ids
     # Guardian only needs the content type and the primary key, not the row.
     return user.has_perm(VIEW_ACCOUNT, Account(pk=account_id))
+
+
+def grant_cache_clear() -> None:
+    """Forget the cached grants (tests, and after changing permissions in bulk)."""
+    _granted.clear()
 
 
 def accounts_visible(user, queryset: QuerySet | None = None) -> QuerySet:
@@ -50,8 +100,21 @@ def accounts_visible_any(user) -> bool:
 
 
 def account_view_grant(user, account_ids: Iterable[str]) -> None:
-    for account_id in account_ids:
-        assign_perm("view_account", user, Account(pk=account_id))
+    """Let `user` view these accounts (idempotent; one insert for any number of them)."""
+    ids = list(dict.fromkeys(account_ids))
+    if not ids:
+        return
+    content_type = ContentType.objects.get_for_model(Account)
+    permission = _view_permission()
+    grants = get_user_obj_perms_model()
+    grants.objects.bulk_create(
+        [grants(user=user, permission=permission, content_type=content_type, object_pk=pk)
+         for pk in ids],
+        ignore_conflicts=True, batch_size=1_000,
+    )
+    cached = _granted.get(_user_key(user))
+    if cached is not None and cached[1] is not None:
+        cached[1].update(ids)
 
 
 def auditors_group_ensure(*, using: str = "default") -> Group | None:

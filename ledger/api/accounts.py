@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
+from ninja import Query, Router, Schema, Status
 from pydantic import AwareDatetime, Field
 
 from apiaccess.auth import command_client, require_scope
@@ -58,7 +58,7 @@ def account_create(request: HttpRequest, payload: AccountIn):
     view = account_view(store, account_id)
     if view is None:
         raise ApiError(404, "account_not_found", f"no account {account_id!r}")
-    return status, view
+    return Status(status, view)
 
 
 @router.get("/accounts/{account_id}", response=with_errors({200: AccountOut}, 404),

@@ -43,12 +43,16 @@ INVALID_KEY = "\x00"
 and the writer encodes keys before validating them, which a lone surrogate would break."""
 
 
-def commands_run(ledger: str, commands: list[Command], *, atomic: bool = False) -> list[Result]:
-    shard_get(ledger)
+def idempotency_keys_normalize(commands: list[Command]) -> None:
     for command in commands:
         key = command.idempotency_key
         if type(key) is str and not key.isascii():
             command.idempotency_key = INVALID_KEY
+
+
+def commands_run(ledger: str, commands: list[Command], *, atomic: bool = False) -> list[Result]:
+    shard_get(ledger)
+    idempotency_keys_normalize(commands)
     try:
         return services.commands_execute(ledger=ledger, commands=commands, atomic=atomic)
     except UnknownLedger:

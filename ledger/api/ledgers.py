@@ -1,7 +1,7 @@
 """Ledgers (shards): list, look up, create (admin scope)."""
 
 from django.http import HttpRequest
-from ninja import Router
+from ninja import Router, Status
 
 from apiaccess.auth import require_scope
 from apiaccess.errors import ApiError
@@ -40,4 +40,4 @@ def ledger_create(request: HttpRequest, payload: LedgerIn):
         raise ApiError(422, exc.code, str(exc)) from None
     except services.LedgerConflict as exc:
         raise ApiError(409, exc.code, str(exc)) from None
-    return (201 if created else 200), ledger
+    return Status(201 if created else 200, ledger)
