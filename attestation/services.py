@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from attestation.keys import signing_key_get
 from attestation.models import Block, Checkpoint, DigestDelivery
-from attestation.runtime import attestation
+from attestation.runtime import SealerBusy, attestation
 from attestation.sealer import NotSealed, SealReader, SealResult, header_hash
 from attestation.sinks import (
     DigestAlreadyWritten,
@@ -72,6 +72,9 @@ def ledgers_seal(*, ledgers: list[str] | None = None) -> dict[str, int]:
     for code in ledgers if ledgers is not None else attestation().codes():
         try:
             sealed[code] = len(ledger_seal(ledger=code))
+        except SealerBusy:
+            # Another process of the pool holds this shard's seal store and seals it.
+            log.debug("ledger %s is sealed by another process", code)
         except Exception:
             log.exception("sealing ledger %s failed; the next run retries", code)
     return sealed
