@@ -14,9 +14,21 @@ from django.db.models import Q
 from ledger.models import Account
 
 
+class DocumentStorage(FileSystemStorage):
+    """Files under LEDGERFS_DATA_DIR/documents, read from the settings at each use."""
+
+    @property
+    def base_location(self) -> str:
+        return str(settings.LEDGERFS_DATA_DIR / "documents")
+
+    @property
+    def location(self) -> str:
+        return self.base_location
+
+
 def documents_storage() -> FileSystemStorage:
-    # A callable, so the path follows the settings at run time and stays out of migrations.
-    return FileSystemStorage(location=settings.LEDGERFS_DATA_DIR / "documents")
+    # A callable, so the path stays out of migrations.
+    return DocumentStorage()
 
 
 class Document(models.Model):
