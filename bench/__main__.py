@@ -4,9 +4,11 @@ import argparse
 import json
 import sys
 
-from bench import engine, http, proofs
+from bench import engine, http, pg_baseline, proofs
 
-SCENARIOS = {"engine": engine, "http": http, "proofs": proofs}
+SCENARIOS = {
+    "engine": engine, "http": http, "proofs": proofs, "pg-baseline": pg_baseline,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
