@@ -4,10 +4,11 @@ import argparse
 import json
 import sys
 
-from bench import engine, http, pg_baseline, proofs
+from bench import compare, distributed, engine, http, pg_baseline, proofs, shards, suite
 
 SCENARIOS = {
     "engine": engine, "http": http, "proofs": proofs, "pg-baseline": pg_baseline,
+    "http-distributed": distributed, "shards": shards, "compare": compare, "suite": suite,
 }
 
 

@@ -1,0 +1,267 @@
+"""LedgerFS over HTTP in distributed mode: uvicorn workers, Redis bus, one writer process per
+shard, PostgreSQL read model, all on this machine.
+
+Starts a private redis-server (or uses REDIS_URL when redis-server is not installed), a fresh
+PostgreSQL database `ledgerfs_bench_http` on DATABASE_URL's server (or 127.0.0.1:5432),
+`--shards` writer processes (`manage.py ledger_writer`, durable: synced WAL) and uvicorn with
+`--web-workers` workers. Opens and funds `--accounts` accounts per shard through the API, then
+for `--seconds`: `--writers` clients post batches of `--batch` transfers back to back (spread
+over the shards), one client posts single transfers (write latency under load) and one reads
+balances (read latency under load). `--hot` sends 80% of transfers through 10 accounts. The
+clients run in this process and share the machine's cores with the server processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import redis
+
+from bench.http import Client, _balance_read, _ms, _single_transfer
+from bench.pg_baseline import database_url, server_url
+from ledger.core.state import account_id_for
+
+ROOT = Path(__file__).resolve().parent.parent
+DATABASE = "ledgerfs_bench_http"
+START_TIMEOUT_SECONDS = 60
+SETUP_BATCH = 8_000
+HOT_ACCOUNTS = 10
+HOT_SHARE = 0.8
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--accounts", type=int, default=10_000, help="per shard")
+    parser.add_argument("--batch", type=int, default=1_000, help="transfers per request")
+    parser.add_argument("--writers", type=int, default=4, help="concurrent batch clients")
+    parser.add_argument("--web-workers", type=int, default=3, help="uvicorn workers")
+    parser.add_argument("--shards", type=int, default=1, choices=(1, 2))
+    parser.add_argument("--hot", action="store_true", help="80%% of transfers on 10 accounts")
+    parser.add_argument("--server-url", default=None, help="PostgreSQL server URL")
+    parser.add_argument("--seed", type=int, default=1)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait(condition, what: str, process: subprocess.Popen | None = None, log: Path | None = None):
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{what} exited: {log.read_text()[-2000:] if log else ''}")
+        try:
+            if condition():
+                return
+        except Exception:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not start")
+
+
+class Stack:
+    """The distributed processes of one benchmark run; `close()` stops them all."""
+
+    def __init__(self, tmp: Path, ledgers: list[str], web_workers: int, server: str) -> None:
+        self.tmp = tmp
+        self.processes: list[subprocess.Popen] = []
+        self.redis_url = self._redis()
+        with psycopg.connect(database_url(server, "postgres"), autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+            admin.execute(f"CREATE DATABASE {DATABASE}")
+        self.database = database_url(server, DATABASE)
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("LEDGERFS_")},
+            "DATABASE_URL": self.database, "REDIS_URL": self.redis_url,
+            "LEDGERFS_DATA_DIR": str(tmp / "data"), "LEDGERFS_LOG_LEVEL": "WARNING",
+            "LEDGERFS_BUS": "redis", "PYTHONPATH": str(ROOT),
+        }
+        manage = [sys.executable, str(ROOT / "manage.py")]
+        subprocess.run([*manage, "migrate", "--noinput"], env=self.env, check=True,
+                       capture_output=True)
+        created = subprocess.run(
+            [*manage, "apikey", "create", "--name", "bench", "--scopes", "read,write,admin"],
+            env=self.env, check=True, capture_output=True, text=True,
+        )
+        self.key = created.stdout.strip().splitlines()[-1]
+        client = redis.Redis.from_url(self.redis_url)
+        for ledger in ledgers:
+            log = tmp / f"writer-{ledger}.log"
+            process = self._start([*manage, "ledger_writer", "--ledger", ledger], log)
+            _wait(lambda ledger=ledger: client.exists(f"ledgerfs:writer:{ledger}"),
+                  f"the writer of {ledger}", process, log)
+        self.port = _free_port()
+        log = tmp / "web.log"
+        process = self._start(
+            [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
+             "--port", str(self.port), "--workers", str(web_workers), "--no-access-log",
+             "--log-level", "warning"], log)
+        _wait(lambda: Client(self.port, self.key).call("GET", "/api/v1/ledgers")[0] == 200,
+              "the web process", process, log)
+
+    def _redis(self) -> str:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            return os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+        port = _free_port()
+        self.processes.append(subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.tmp)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        ))
+        url = f"redis://127.0.0.1:{port}/0"
+        _wait(lambda: redis.Redis.from_url(url).ping(), "redis-server")
+        return url
+
+    def _start(self, command: list[str], log_path: Path) -> subprocess.Popen:
+        with log_path.open("w") as log:
+            process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log,
+                                       stderr=subprocess.STDOUT)
+        self.processes.append(process)
+        return process
+
+    def close(self) -> None:
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _setup(client: Client, ledger: str, count: int) -> list[str]:
+    dids = [f"did:bench:{i}" for i in range(count)]
+    ids = [account_id_for(ledger, did) for did in dids]
+    opens = [{"type": "open_account", "did": did, "idempotency_key": f"open-{i}"}
+             for i, did in enumerate(dids)]
+    mints = [{"type": "mint", "account": a, "amount": 10**12, "idempotency_key": f"mint-{i}"}
+             for i, a in enumerate(ids)]
+    for items in (opens, mints):
+        for i in range(0, len(items), SETUP_BATCH):
+            reply = client.json("POST", "/api/v1/transfers",
+                                {"ledger": ledger, "transfers": items[i:i + SETUP_BATCH]})
+            assert all(r["status"] == "ok" for r in reply["results"]), "setup failed"
+    return ids
+
+
+_ITEM = b'{"from":"%s","to":"%s","amount":1,"idempotency_key":"%s-%d"}'
+
+
+def batch_body(ledger: str, ids: list[bytes], rng: random.Random, prefix: bytes, count: int,
+               hot: bool) -> bytes:
+    last = len(ids) - 1
+    items = []
+    for i in range(count):
+        a = rng.randrange(HOT_ACCOUNTS) if hot and rng.random() < HOT_SHARE else rng.randint(
+            0, last)
+        b = rng.randint(0, last - 1)
+        items.append(_ITEM % (ids[a], ids[b + (b >= a)], prefix, i))
+    return b'{"ledger":"%s","transfers":[%s]}' % (ledger.encode(), b",".join(items))
+
+
+def run(args: argparse.Namespace) -> dict:
+    ledgers = ["BENCH", "BENCHB"][:args.shards]
+    with tempfile.TemporaryDirectory(prefix="ledgerfs-bench-dist-") as tmp:
+        stack = Stack(Path(tmp), ledgers, args.web_workers, server_url(args.server_url))
+        try:
+            setup = Client(stack.port, stack.key)
+            ids = {ledger: _setup(setup, ledger, args.accounts) for ledger in ledgers}
+            result = _load(stack, ids, args)
+        finally:
+            stack.close()
+    return {"scenario": "http-distributed", "shards": args.shards, "hot": args.hot,
+            "durable": True, "web_workers": args.web_workers, **result}
+
+
+def _load(stack: Stack, ids: dict[str, list[str]], args: argparse.Namespace) -> dict:
+    ledgers = list(ids)
+    id_bytes = {ledger: [a.encode() for a in accounts] for ledger, accounts in ids.items()}
+    stop = threading.Event()
+    lock = threading.Lock()
+    totals = {"ok": 0, "sent": 0}
+    batch_latencies: list[float] = []
+    write_latencies: list[float] = []
+    read_latencies: list[float] = []
+    errors: list[str] = []
+
+    def writer(number: int) -> None:
+        client = Client(stack.port, stack.key)
+        rng = random.Random(args.seed * 1000 + number)
+        ledger = ledgers[number % len(ledgers)]
+        batch = 0
+        while not stop.is_set():
+            body = batch_body(ledger, id_bytes[ledger], rng, b"w%d-b%d" % (number, batch),
+                              args.batch, args.hot)
+            batch += 1
+            started = time.perf_counter()
+            status, data = client.call("POST", "/api/v1/transfers", body)
+            elapsed = time.perf_counter() - started
+            if status != 200:
+                errors.append(f"batch -> {status}: {data[:200]!r}")
+                return
+            with lock:
+                batch_latencies.append(elapsed)
+                totals["ok"] += data.count(b'"status":"ok"')
+                totals["sent"] += args.batch
+
+    def single_writer() -> None:
+        client = Client(stack.port, stack.key)
+        rng = random.Random(args.seed + 7)
+        try:
+            while not stop.is_set():
+                write_latencies.append(_single_transfer(
+                    client, ids[ledgers[0]], rng, f"loaded-{len(write_latencies)}"))
+        except RuntimeError as exc:
+            errors.append(str(exc))
+
+    def reader() -> None:
+        client = Client(stack.port, stack.key)
+        rng = random.Random(args.seed + 11)
+        try:
+            while not stop.is_set():
+                read_latencies.append(_balance_read(client, ids[ledgers[0]], rng))
+        except RuntimeError as exc:
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(args.writers)]
+    threads += [threading.Thread(target=single_writer), threading.Thread(target=reader)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    stop.wait(args.seconds)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    if errors:
+        raise RuntimeError(f"{len(errors)} failed requests, first: {errors[0]}")
+    transfers = totals["sent"] + len(write_latencies)
+    return {
+        "seconds": round(seconds, 2), "accounts": args.accounts, "batch": args.batch,
+        "writers": args.writers, "transfers": transfers,
+        "rejected": totals["sent"] - totals["ok"], "tps": round(transfers / seconds),
+        "batches": len(batch_latencies),
+        "p50_batch_ms": _ms(batch_latencies, 0.50), "p95_batch_ms": _ms(batch_latencies, 0.95),
+        "loaded_p50_ms": _ms(write_latencies, 0.50), "loaded_p95_ms": _ms(write_latencies, 0.95),
+        "balance_reads": len(read_latencies),
+        "balance_p50_ms": _ms(read_latencies, 0.50), "balance_p95_ms": _ms(read_latencies, 0.95),
+        "read_ops_per_second": round(len(read_latencies) / seconds),
+    }

@@ -1,0 +1,275 @@
+"""The benchmark suite (`make bench`): every scenario in one invocation, results and report.
+
+Each scenario runs in its own process (`python -m bench <scenario> --json`, its last line is
+the result), one after another so they never compete with each other. Results go to
+`bench/results/<name>.json`; `docs/benchmarks.md` gets its "Suite" section (between the
+`suite:begin` / `suite:end` markers) rewritten with tables and PNG plots in `docs/img/`, each
+with the command that reproduces it. The PostgreSQL baseline and LedgerFS over HTTP run back
+to back for each traffic shape, and the ratio is taken between those two runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+REPORT = ROOT / "docs" / "benchmarks.md"
+IMAGES = ROOT / "docs" / "img"
+BEGIN = "<!-- suite:begin (written by `python -m bench suite`; edit bench/suite.py) -->"
+END = "<!-- suite:end -->"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seconds", type=float, default=10.0,
+                        help="load phase of the PostgreSQL and HTTP scenarios")
+    parser.add_argument("--transfers", type=int, default=200_000,
+                        help="transfers of the engine-direct scenarios")
+    parser.add_argument("--only", action="append", help="run only these result names")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite the report from bench/results/ without running")
+
+
+def scenarios(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """(result name, `python -m bench` arguments), in the order they run."""
+    seconds = ["--seconds", str(args.seconds)]
+    transfers = ["--transfers", str(args.transfers)]
+    return [
+        ("pg-uniform", ["pg-baseline", *seconds]),
+        ("http-uniform", ["http-distributed", *seconds]),
+        ("pg-hot", ["pg-baseline", "--hot", *seconds]),
+        ("http-hot", ["http-distributed", "--hot", *seconds]),
+        ("http-2-shards", ["http-distributed", "--shards", "2", *seconds]),
+        ("engine-uniform", ["engine", *transfers]),
+        ("engine-hot", ["engine", "--hot", *transfers]),
+        ("shards", ["shards", *transfers]),
+        ("proofs", ["proofs"]),
+    ]
+
+
+def run(args: argparse.Namespace) -> dict:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    ran = {}
+    if not args.report_only:
+        for name, argv in scenarios(args):
+            if args.only and name not in args.only:
+                continue
+            ran[name] = _run_one(name, argv)
+    results = _load_results()
+    write_report(results, args)
+    summary = {"scenario": "suite", "ran": sorted(ran), "report": str(REPORT.relative_to(ROOT))}
+    for variant in ("uniform", "hot"):
+        pg, http = results.get(f"pg-{variant}"), results.get(f"http-{variant}")
+        if pg and http:
+            summary[f"{variant}_baseline_tps"] = pg["tps"]
+            summary[f"{variant}_ledgerfs_tps"] = http["tps"]
+            summary[f"{variant}_ratio"] = round(http["tps"] / pg["tps"], 2)
+    return summary
+
+
+def _run_one(name: str, argv: list[str]) -> dict:
+    command = [sys.executable, "-m", "bench", *argv, "--json"]
+    print(f"[bench] {name}: {' '.join(command[1:])}", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{name} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["command"] = "python -m bench " + " ".join(argv) + " --json"
+    result["wall_seconds"] = round(time.monotonic() - started, 1)
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    return result
+
+
+def _load_results() -> dict[str, dict]:
+    return {path.stem: json.loads(path.read_text()) for path in sorted(RESULTS.glob("*.json"))}
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+def write_report(results: dict[str, dict], args: argparse.Namespace) -> None:
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    plots = _plots(results)
+    section = "\n".join([BEGIN, *_section(results, plots), END])
+    text = REPORT.read_text() if REPORT.exists() else "# Benchmarks\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + section + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    REPORT.write_text(text)
+
+
+def _cmd(results: dict, name: str) -> str:
+    return results[name]["command"] if name in results else "(not run)"
+
+
+def _section(results: dict[str, dict], plots: dict[str, str]) -> list[str]:
+    get = results.get
+    lines = [
+        "## Suite: LedgerFS against a PostgreSQL baseline",
+        "",
+        f"Measured by `make bench` (`python -m bench suite --json`) on this machine: "
+        f"{platform.machine()}, {_cores()} cores, Python {platform.python_version()}; "
+        "PostgreSQL and Redis local, every scenario durable (fsync on acknowledgement). The "
+        "clients run on the same two cores as the servers. Raw results: `bench/results/`.",
+        "",
+        "### Throughput, durable (transfers/s)",
+        "",
+        "| traffic | PostgreSQL baseline | LedgerFS over HTTP (distributed) | ratio | "
+        "LedgerFS engine-direct |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for variant in ("uniform", "hot"):
+        pg, http, engine = get(f"pg-{variant}"), get(f"http-{variant}"), get(f"engine-{variant}")
+        ratio = f"{http['tps'] / pg['tps']:.2f}x" if pg and http else "-"
+        lines.append(f"| {variant} | {_tps(pg)} | {_tps(http)} | {ratio} | {_tps(engine)} |")
+    lines += [
+        "",
+        "Reproduce: " + ", ".join(f"`{_cmd(results, n)}`" for n in (
+            "pg-uniform", "http-uniform", "pg-hot", "http-hot", "engine-uniform",
+            "engine-hot")) + "; both rates and their ratio in one run: "
+        "`python -m bench compare --json` (add `--hot` for the hot-account variant).",
+        "",
+    ]
+    if "throughput" in plots:
+        lines += [f"![throughput]({plots['throughput']})", ""]
+    lines += [
+        "### Latency under load (ms)",
+        "",
+        "| traffic | batch of 1,000 p50 / p95 | single transfer p50 / p95 | balance read "
+        "p50 / p95 |",
+        "|---|---:|---:|---:|",
+    ]
+    for variant in ("uniform", "hot"):
+        http = get(f"http-{variant}")
+        if http:
+            lines.append(
+                f"| {variant} | {http['p50_batch_ms']} / {http['p95_batch_ms']} | "
+                f"{http['loaded_p50_ms']} / {http['loaded_p95_ms']} | "
+                f"{http['balance_p50_ms']} / {http['balance_p95_ms']} |")
+    lines += ["", f"Reproduce: `{_cmd(results, 'http-uniform')}`.", ""]
+    if "latency" in plots:
+        lines += [f"![latency]({plots['latency']})", ""]
+    shards, two = get("shards"), get("http-2-shards")
+    lines += ["### Shards: 1 vs 2", "", "| path | 1 shard | 2 shards | scaling |",
+              "|---|---:|---:|---:|"]
+    if shards:
+        lines.append(f"| engine-direct, each writer in its own process | "
+                     f"{shards['one_shard_tps']:,} | {shards['two_shards_tps']:,} | "
+                     f"{shards['scaling']:.2f}x |")
+    if two and get("http-uniform"):
+        one = get("http-uniform")["tps"]
+        lines.append(f"| HTTP, distributed (same web workers) | {one:,} | {two['tps']:,} | "
+                     f"{two['tps'] / one:.2f}x |")
+    lines += ["", f"Reproduce: `{_cmd(results, 'shards')}`, `{_cmd(results, 'http-2-shards')}`.",
+              ""]
+    if "shards" in plots:
+        lines += [f"![shards]({plots['shards']})", ""]
+    proofs = get("proofs")
+    if proofs:
+        lines += ["### Proof generation", "", "| measure | value |", "|---|---:|"]
+        lines += [f"| {key} | {value} |" for key, value in sorted(proofs.items())
+                  if key not in ("command", "scenario", "wall_seconds")]
+        lines += ["", f"Reproduce: `{_cmd(results, 'proofs')}`.", ""]
+    lines += _goals(results)
+    return lines
+
+
+def _goals(results: dict[str, dict]) -> list[str]:
+    get = results.get
+    rows = []
+    for variant in ("uniform", "hot"):
+        pg, http = get(f"pg-{variant}"), get(f"http-{variant}")
+        if pg and http:
+            ratio = http["tps"] / pg["tps"]
+            rows.append(f"| HTTP >= 5x baseline ({variant}) | {ratio:.2f}x | "
+                        f"{'met' if ratio >= 5 else 'NOT met'} |")
+            rows.append(f"| HTTP >= 50,000 transfers/s ({variant}) | {http['tps']:,} | "
+                        f"{'met' if http['tps'] >= 50_000 else 'NOT met'} |")
+    http = get("http-uniform")
+    if http:
+        rows.append(f"| write p95 < 100 ms under load | {http['loaded_p95_ms']} ms | "
+                    f"{'met' if http['loaded_p95_ms'] < 100 else 'NOT met'} |")
+        rows.append(f"| balance read p95 < 50 ms under load | {http['balance_p95_ms']} ms | "
+                    f"{'met' if http['balance_p95_ms'] < 50 else 'NOT met'} |")
+    if get("shards"):
+        scaling = get("shards")["scaling"]
+        rows.append(f"| 2 shards >= 1.6x one (engine, own processes) | {scaling:.2f}x | "
+                    f"{'met' if scaling >= 1.6 else 'NOT met'} |")
+    if not rows:
+        return []
+    return ["### Goals of the requirements, as measured", "", "| goal | measured | |",
+            "|---|---:|---|", *rows, ""]
+
+
+def _tps(result: dict | None) -> str:
+    return f"{result['tps']:,}" if result else "-"
+
+
+def _cores() -> int:
+    import os
+
+    return os.cpu_count() or 0
+
+
+def _plots(results: dict[str, dict]) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plots: dict[str, str] = {}
+    get = results.get
+    variants = [v for v in ("uniform", "hot") if get(f"pg-{v}") and get(f"http-{v}")]
+    if variants:
+        figure, axes = plt.subplots(figsize=(7, 3.5))
+        width = 0.27
+        series = [("PostgreSQL baseline", "pg"), ("LedgerFS HTTP", "http"),
+                  ("LedgerFS engine", "engine")]
+        for offset, (label, prefix) in enumerate(series):
+            values = [(get(f"{prefix}-{v}") or {}).get("tps", 0) for v in variants]
+            axes.bar([i + (offset - 1) * width for i in range(len(variants))], values, width,
+                     label=label)
+        axes.set_xticks(range(len(variants)), variants)
+        axes.set_ylabel("transfers/s (durable)")
+        axes.set_title("Throughput")
+        axes.legend()
+        plots["throughput"] = _save(figure, "bench-throughput.png")
+    if get("http-uniform"):
+        figure, axes = plt.subplots(figsize=(7, 3.5))
+        names = ["batch of 1,000", "single transfer", "balance read"]
+        keys = [("p50_batch_ms", "p95_batch_ms"), ("loaded_p50_ms", "loaded_p95_ms"),
+                ("balance_p50_ms", "balance_p95_ms")]
+        for offset, variant in enumerate(v for v in ("uniform", "hot") if get(f"http-{v}")):
+            http = get(f"http-{variant}")
+            axes.bar([i + offset * 0.4 for i in range(3)], [http[k[1]] for k in keys], 0.4,
+                     label=f"p95 {variant}")
+        axes.set_xticks([i + 0.2 for i in range(3)], names)
+        axes.set_ylabel("ms")
+        axes.set_title("LedgerFS over HTTP, latency under load")
+        axes.legend()
+        plots["latency"] = _save(figure, "bench-latency.png")
+    if get("shards"):
+        shards = get("shards")
+        figure, axes = plt.subplots(figsize=(5, 3.5))
+        axes.bar(["1 shard", "2 shards"], [shards["one_shard_tps"], shards["two_shards_tps"]])
+        axes.set_ylabel("transfers/s (engine-direct, durable)")
+        axes.set_title(f"Shard scaling: {shards['scaling']:.2f}x")
+        plots["shards"] = _save(figure, "bench-shards.png")
+    return plots
+
+
+def _save(figure, name: str) -> str:
+    figure.tight_layout()
+    figure.savefig(IMAGES / name, dpi=100)
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+    return f"img/{name}"
