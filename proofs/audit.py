@@ -133,7 +133,7 @@ class LogAudit:
     def _parse(self, where: str, body: bytes) -> dict | None:
         try:
             parsed = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as err:
+        except (ValueError, RecursionError) as err:
             self._find(where, f"body is not JSON ({err})")
             parsed = None
         if parsed is not None and not isinstance(parsed, dict):

@@ -86,7 +86,7 @@ def decode_leaf(data: bytes) -> AccountLeaf:
     """Strictly parse leaf bytes: exact keys, integers only, canonical spelling."""
     try:
         value = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
         raise StateLeafError(f"leaf is not JSON: {err}") from err
     if not isinstance(value, dict) or set(value) != _LEAF_KEYS:
         raise StateLeafError(f"leaf must have exactly the keys {sorted(_LEAF_KEYS)}")

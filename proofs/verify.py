@@ -131,7 +131,7 @@ def verify_event_inclusion(
         )
     try:
         body = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, RecursionError) as err:
         raise VerificationFailed("malformed_event", f"event bytes are not JSON: {err}") from err
     if not isinstance(body, dict) or body.get("seq") != proof["leaf_index"]:
         raise VerificationFailed(

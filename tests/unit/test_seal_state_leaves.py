@@ -69,6 +69,7 @@ def test_the_liability_is_available_held_bonded_fee_and_zero_for_issuance():
     b'{"buckets":{"available":1,"bonded":0,"fee":0,"held":0,"promo":0},"id":"","last_seq":1}',
     b"[]",
     b"\xff",
+    b"[" * 100_000 + b"]" * 100_000,
 ])
 def test_malformed_or_non_canonical_leaves_are_refused(data):
     with pytest.raises(StateLeafError):
