@@ -1,0 +1,1 @@
+"""Webhook signatures: pure Python (stdlib only), so receivers can copy or import it."""
