@@ -1,4 +1,8 @@
-"""ASGI entry point, served by uvicorn: `uvicorn config.asgi:application`."""
+"""ASGI entry point, served by uvicorn: `uvicorn config.asgi:application`.
+
+HTTP goes to Django; WebSockets (`/ws/events/`, `/ws/dashboard/`) to the Channels consumers of
+`monitoring`, behind the Origin check and session or API-key authentication.
+"""
 
 import os
 
@@ -6,4 +10,18 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-application = get_asgi_application()
+django_application = get_asgi_application()
+
+# Imported once Django is set up (they import models).
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+
+from monitoring.routing import websocket_urlpatterns  # noqa: E402
+from monitoring.wsauth import ApiKeyAuthMiddleware, BrowserOriginValidator  # noqa: E402
+
+application = ProtocolTypeRouter({
+    "http": django_application,
+    "websocket": BrowserOriginValidator(
+        AuthMiddlewareStack(ApiKeyAuthMiddleware(URLRouter(websocket_urlpatterns)))
+    ),
+})

@@ -69,6 +69,10 @@ CELERY_BEAT_SCHEDULE = {
         # A tick nobody ran in time is dropped: the next one seals everything anyway.
         "options": {"expires": max(LEDGERFS_SEAL_INTERVAL_MS / 1000 * 5, 5)},
     },
+    # Restarts webhook deliveries whose kick was lost (a worker died, a broker restart).
+    "webhooks-deliver-due": {
+        "task": "webhooks.deliver_due", "schedule": 5.0, "options": {"expires": 10},
+    },
 }
 # Checkpoint origin (= signing key name) of ledger CODE: "<prefix>/<CODE>".
 LEDGERFS_CHECKPOINT_ORIGIN_PREFIX = env_str("LEDGERFS_CHECKPOINT_ORIGIN_PREFIX", "ledgerfs.local")
@@ -136,7 +140,43 @@ INSTALLED_APPS = [
     "guardian",
     "apiaccess.apps.ApiAccessConfig",
     "ops.apps.OpsConfig",
+    # Live stream (/ws/events/), compliance dashboard, webhooks, AML alerts.
+    "aml.apps.AmlConfig",
+    "webhooks.apps.WebhooksConfig",
+    "monitoring.apps.MonitoringConfig",
 ]
+
+# -- Streaming, webhooks, AML (docs/streaming.md, docs/webhooks.md) -----------------------------
+# Channels: channels_redis when REDIS_URL is set (the relay may run in another process than the
+# WebSocket consumers), else the in-memory layer of this one process. Messages a full channel
+# cannot take are dropped; consumers read what they missed from the log.
+if REDIS_URL:
+    CHANNEL_LAYERS = {"default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{LEDGERFS_REDIS_KEY_PREFIX or ''}asgi",
+                   "capacity": 1_000, "expiry": 30},
+    }}
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer",
+                                  "CONFIG": {"capacity": 1_000, "expiry": 30}}}
+# "thread": this process relays committed events to WebSockets and runs the AML/webhook/totals
+# monitor, as threads beside its writers (embedded mode; servers). "off": neither (tests, one-off
+# commands). The distributed mode runs them in `manage.py monitor` instead.
+LEDGERFS_MONITOR = env_str(
+    "LEDGERFS_MONITOR", "thread" if LEDGERFS_PROJECTOR == "thread" else "off",
+    choices=("thread", "off"),
+)
+# Webhook targets on private, loopback or link-local addresses are refused unless allowed.
+LEDGERFS_WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool(
+    "LEDGERFS_WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False
+)
+LEDGERFS_WEBHOOK_MAX_ATTEMPTS = env_int("LEDGERFS_WEBHOOK_MAX_ATTEMPTS", 10, min_value=1)
+# Wait before the first retry; it doubles with every failed attempt, up to the maximum.
+LEDGERFS_WEBHOOK_BACKOFF_MS = env_int("LEDGERFS_WEBHOOK_BACKOFF_MS", 5_000, min_value=1)
+LEDGERFS_WEBHOOK_BACKOFF_MAX_SECONDS = env_int(
+    "LEDGERFS_WEBHOOK_BACKOFF_MAX_SECONDS", 3_600, min_value=1
+)
+LEDGERFS_WEBHOOK_TIMEOUT_SECONDS = env_int("LEDGERFS_WEBHOOK_TIMEOUT_SECONDS", 10, min_value=1)
 
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",

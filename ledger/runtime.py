@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
@@ -56,14 +57,23 @@ class Runtime:
         else:
             if settings.LEDGERFS_PROJECTOR == "thread":
                 self.projector = BackgroundProjector()
-            on_commit = self.projector.notify if self.projector else None
-            self.shards = ShardRegistry(shards_root(), on_commit=on_commit)
+            # Told (ledger, last seq) after each durable group of this process's writers.
+            self.commit_listeners: list[Callable[[str, int], None]] = []
+            if self.projector is not None:
+                self.commit_listeners.append(self.projector.notify)
+            self.shards = ShardRegistry(shards_root(), on_commit=self._committed)
             self.bus = InProcessBus(self.shards)
+
+    def _committed(self, ledger: str, last_seq: int) -> None:
+        for listener in self.commit_listeners:
+            listener(ledger, last_seq)
 
     def close(self) -> None:
         if not self.distributed:
             from attestation.runtime import detach
+            from monitoring.runtime import detach as monitoring_detach
 
+            monitoring_detach()  # stops the event stream's consumers before the stores close
             detach()  # stops sealing (and the in-process beat) before the stores close
         if self.projector is not None:
             self.projector.stop()
@@ -80,10 +90,14 @@ def runtime() -> Runtime:
                 _runtime.projector.start(_runtime.shards)
             if not _runtime.distributed:
                 from attestation.runtime import attach
+                from monitoring.runtime import attach as monitoring_attach
 
                 # Seals from these stores; embedded beat (LEDGERFS_BEAT). In distributed
                 # mode attestation opens its own secondary instances (Celery worker).
                 attach(_runtime.shards)
+                # Committed events to WebSockets, AML, webhooks (LEDGERFS_MONITOR); in
+                # distributed mode `manage.py monitor` does this from the Redis stream.
+                monitoring_attach(_runtime)
         return _runtime
 
 
