@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -77,12 +78,15 @@ def _run_one(name: str, argv: list[str]) -> dict:
     command = [sys.executable, "-m", "bench", *argv, "--json"]
     print(f"[bench] {name}: {' '.join(command[1:])}", file=sys.stderr, flush=True)
     started = time.monotonic()
+    # Other processes on the machine distort every figure; the load before the run says how much.
+    load_before = round(os.getloadavg()[0], 2)
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{name} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["command"] = "python -m bench " + " ".join(argv) + " --json"
     result["wall_seconds"] = round(time.monotonic() - started, 1)
+    result["load_average_before"] = load_before
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result
 
@@ -118,7 +122,9 @@ def _section(results: dict[str, dict], plots: dict[str, str]) -> list[str]:
         f"Measured by `make bench` (`python -m bench suite --json`) on this machine: "
         f"{platform.machine()}, {_cores()} cores, Python {platform.python_version()}; "
         "PostgreSQL and Redis local, every scenario durable (fsync on acknowledgement). The "
-        "clients run on the same two cores as the servers. Raw results: `bench/results/`.",
+        "clients run on the same two cores as the servers. Raw results: `bench/results/` "
+        "(`load_average_before`: the 1-minute load when a scenario started; anything above "
+        "~0.5 means other processes shared the cores and the figures are low).",
         "",
         "### Throughput, durable (transfers/s)",
         "",
@@ -176,7 +182,7 @@ def _section(results: dict[str, dict], plots: dict[str, str]) -> list[str]:
     if proofs:
         lines += ["### Proof generation", "", "| measure | value |", "|---|---:|"]
         lines += [f"| {key} | {value} |" for key, value in sorted(proofs.items())
-                  if key not in ("command", "scenario", "wall_seconds")]
+                  if key not in ("command", "scenario", "wall_seconds", "load_average_before")]
         lines += ["", f"Reproduce: `{_cmd(results, 'proofs')}`.", ""]
     lines += _goals(results)
     return lines
@@ -214,8 +220,6 @@ def _tps(result: dict | None) -> str:
 
 
 def _cores() -> int:
-    import os
-
     return os.cpu_count() or 0
 
 
