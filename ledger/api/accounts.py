@@ -14,7 +14,7 @@ from ledger.api.access import account_read_check
 from ledger.api.execution import commands_run, ledger_of_id, rejection_error, shard_get
 from ledger.api.reads import account_view, balance_at, point_resolve
 from ledger.api.responses import with_errors
-from ledger.api.schemas import AccountIn, AccountOut, BalanceOut
+from ledger.api.schemas import AccountBalancesOut, AccountIn, AccountOut
 from ledger.api.timestamps import datetime_to_ns
 from ledger.core.codes import ResultCode
 from ledger.core.commands import Command
@@ -77,10 +77,11 @@ class BalanceQuery(Schema):
     ledger: str | None = None
     did: str | None = None
     as_of: AwareDatetime | None = Field(None, description="RFC 3339 time: state at that time.")
-    as_of_seq: int | None = Field(None, ge=0, description="State right after this seq.")
+    as_of_seq: int | None = Field(None, ge=0, le=2**63 - 1,
+                                  description="State right after this seq.")
 
 
-@router.get("/balances", response=with_errors({200: BalanceOut}, 404),
+@router.get("/balances", response=with_errors({200: AccountBalancesOut}, 404),
             auth=require_scope("read"), summary="Balances now, or as of a time or seq")
 def balance_get(request: HttpRequest, query: Query[BalanceQuery]):
     if query.as_of is not None and query.as_of_seq is not None:

@@ -26,6 +26,7 @@ from ledger.permissions import account_view_allowed, accounts_view_all
 router = Router(tags=["events"])
 
 MAX_PAGE_EVENTS = 1_000
+MAX_SEQ = 2**63 - 2
 SCAN_CHUNK = 500
 MAX_SCANNED_EVENTS = 20_000
 """A filtered query stops after this many events per request and returns its cursor, so one
@@ -36,7 +37,8 @@ class EventQuery(Schema):
     ledger: str | None = Field(None, description="Defaults to the ledger of `account`.")
     account: str | None = Field(None, description="Only events touching this account.")
     type: EventType | None = None
-    after_seq: int = Field(-1, ge=-1, description="Cursor: only events with a larger seq.")
+    after_seq: int = Field(-1, ge=-1, le=MAX_SEQ,
+                           description="Cursor: only events with a larger seq.")
     since: AwareDatetime | None = Field(None, description="Only events at or after this time.")
     until: AwareDatetime | None = Field(None, description="Only events before this time.")
     limit: int = Field(100, ge=1, le=MAX_PAGE_EVENTS)

@@ -77,7 +77,7 @@ class AccountOut(Schema):
     seq: int = Field(description="The ledger seq this state is as of (read-your-writes).")
 
 
-class BalanceOut(Schema):
+class AccountBalancesOut(Schema):
     account: str
     ledger: str
     status: Literal["open", "frozen", "closed"]
