@@ -34,7 +34,7 @@ AUDITOR_PERMISSIONS = (
 
 def accounts_view_all(user) -> bool:
     """Whether `user` may view every account (model-level permission)."""
-    return user.is_active and user.has_perm(VIEW_ACCOUNT)
+    return user.is_authenticated and user.is_active and user.has_perm(VIEW_ACCOUNT)
 
 
 GRANT_CACHE_SECONDS = 5.0
@@ -72,7 +72,7 @@ def _granted_ids(user) -> set[str] | None:
 
 
 def account_view_allowed(user, account_id: str) -> bool:
-    if not user.is_active:
+    if not (user.is_authenticated and user.is_active):
         return False
     if user.has_perm(VIEW_ACCOUNT):
         return True
@@ -91,6 +91,8 @@ def grant_cache_clear() -> None:
 def accounts_visible(user, queryset: QuerySet | None = None) -> QuerySet:
     """The accounts of `queryset` (default: all) that `user` may view."""
     queryset = Account.objects.all() if queryset is None else queryset
+    if not (user.is_authenticated and user.is_active):
+        return queryset.none()  # guardian has no anonymous user here (ANONYMOUS_USER_NAME)
     return get_objects_for_user(user, VIEW_ACCOUNT, queryset, accept_global_perms=True)
 
 

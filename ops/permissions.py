@@ -38,6 +38,8 @@ class ObjectPermissionsFilter(BaseFilterBackend):
     """Only the objects the user may view (the `view_*` permission, global or per object)."""
 
     def filter_queryset(self, request, queryset, view):
+        if not request.user.is_authenticated:
+            return queryset.none()
         meta = queryset.model._meta
         permission = VIEW % {"app_label": meta.app_label, "model_name": meta.model_name}
         return get_objects_for_user(request.user, permission, queryset,

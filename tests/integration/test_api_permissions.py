@@ -159,3 +159,14 @@ def test_admin_actions_still_work_for_operators() -> None:
     assert response.status_code == 302
     services.ledger_project(ledger=Ledger.objects.get(code="EUR"))
     assert Account.objects.get(pk=HIDDEN).status == "frozen"
+
+
+def test_anonymous_users_see_no_account() -> None:
+    from django.contrib.auth.models import AnonymousUser
+
+    from ledger.permissions import account_view_allowed, accounts_view_all, accounts_visible
+
+    anonymous = AnonymousUser()
+    assert not accounts_visible(anonymous).exists()
+    assert not account_view_allowed(anonymous, GRANTED) and not accounts_view_all(anonymous)
+    assert Client().get("/admin/login/").status_code == 200
