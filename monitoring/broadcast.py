@@ -54,6 +54,13 @@ def _private_loop() -> asyncio.AbstractEventLoop:
         return _own_loop
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 def group_send(group: str, message: dict) -> bool:
     """Send to a group from a thread outside any event loop; False if it was not sent."""
     layer = get_channel_layer()
@@ -66,6 +73,9 @@ def group_send(group: str, message: dict) -> bool:
     else:
         loop = _private_loop()
     try:
+        if _running_loop() is loop:  # called on the loop itself: must not wait for it
+            loop.create_task(layer.group_send(group, message))
+            return True
         asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop).result(
             SEND_TIMEOUT_SECONDS
         )

@@ -90,7 +90,7 @@ class LedgerMonitor:
     def _send_totals(self, *, quiet: bool) -> None:
         now = time.monotonic()
         totals = self.totals.as_json(self.state.last_seq)
-        current = (totals["outstanding_minor"], totals["customer_funds_minor"])
+        current = (totals["seq"], totals["outstanding_minor"], totals["customer_funds_minor"])
         if current == self._totals_sent:
             return
         if not quiet and now - self._totals_sent_at < TOTALS_EVERY_SECONDS:

@@ -7,7 +7,7 @@ from django.shortcuts import render
 from monitoring.selectors import dashboard_state
 
 
-@staff_member_required
+@staff_member_required(login_url="dashboard-login")
 def dashboard(request):
     alerts_allowed = request.user.has_perm("aml.view_alert")
     return render(request, "dashboard/index.html", {

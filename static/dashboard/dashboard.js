@@ -83,6 +83,7 @@
       row = document.createElement("tr");
       row.dataset.alertId = alert.id;
       row.dataset.rule = alert.rule;
+      row.dataset.eventId = alert.event_id;
       const link = document.createElement("a");
       link.href = "/admin/aml/alert/" + alert.id + "/change/";
       link.textContent = alert.id;

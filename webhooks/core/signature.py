@@ -3,8 +3,8 @@
 Header: `LedgerFS-Signature: t=<unix seconds>,v1=<hex>` where the hex is
 HMAC-SHA256(secret, "<t>." + body) over the exact body bytes. A receiver recomputes it with
 the subscription's secret, compares in constant time, and refuses timestamps too far from its
-clock (`verify`). Several `v1=` values may appear while a secret is being rotated; any one
-matching is enough.
+clock (`verify`). `verify` accepts any one of several `v1=` values, so a receiver written
+this way keeps working if deliveries are ever signed with an old and a new secret at once.
 """
 
 from __future__ import annotations
