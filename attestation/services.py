@@ -75,6 +75,8 @@ def ledgers_seal(*, ledgers: list[str] | None = None) -> dict[str, int]:
         except SealerBusy:
             # Another process of the pool holds this shard's seal store and seals it.
             log.debug("ledger %s is sealed by another process", code)
+        except DigestSinkError as err:
+            log.warning("ledger %s sealed, digest delivery pending: %s", code, err)
         except Exception:
             log.exception("sealing ledger %s failed; the next run retries", code)
     return sealed
@@ -129,6 +131,8 @@ def digests_deliver(*, ledger: str, reader: SealReader | None = None) -> int:
         if status.status == DigestDelivery.Status.CONFLICT:
             continue
         last = min(head_height, status.delivered_height + DELIVERIES_PER_CALL)
+        if last <= status.delivered_height:
+            continue  # up to date: no write to the database on every tick
         for height in range(status.delivered_height + 1, last + 1):
             note = reader.checkpoint(height).note
             try:

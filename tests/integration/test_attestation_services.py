@@ -280,3 +280,28 @@ def test_verify_digests_without_a_seal_reports_it(ledger_runtime):
     ledger_services.ledger_create(code="EUR", scale=2)
     report = services.digests_verify(ledger="EUR")
     assert report.divergences == ["ledger EUR has no signing key: nothing was sealed"]
+
+
+def test_the_operator_console_shows_blocks_checkpoints_and_deliveries_read_only(eur, client):
+    from django.contrib.auth import get_user_model
+
+    services.ledger_seal(ledger="EUR")
+    operator = get_user_model().objects.create_superuser("operator", password="x")
+    client.force_login(operator)
+    for model in ("checkpoint", "block", "digestdelivery"):
+        page = client.get(f"/admin/attestation/{model}/")
+        assert page.status_code == 200, model
+        assert b"EUR" in page.content
+        assert client.get(f"/admin/attestation/{model}/add/").status_code == 403
+    row = Checkpoint.objects.get(height=1)
+    detail = client.get(f"/admin/attestation/checkpoint/{row.pk}/change/")
+    assert detail.status_code == 200
+    assert row.note.split("\n")[0].encode() in detail.content
+    assert b'name="_save"' not in detail.content
+
+
+def test_sealing_an_unknown_ledger_is_a_clear_error(ledger_runtime):
+    err = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("seal", "--ledger", "XYZ", stderr=err)
+    assert "XYZ: no such ledger" in err.getvalue()

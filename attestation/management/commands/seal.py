@@ -6,6 +6,7 @@ from attestation import services
 from attestation.runtime import SealerBusy, attestation
 from attestation.sealer import AttestationError
 from attestation.sinks import DigestSinkError
+from ledger.shards import UnknownLedger
 
 
 class Command(BaseCommand):
@@ -23,6 +24,10 @@ class Command(BaseCommand):
         for code in codes:
             try:
                 results = services.ledger_seal(ledger=code)
+            except UnknownLedger:
+                self.stderr.write(f"{code}: no such ledger")
+                failed = True
+                continue
             except SealerBusy as err:
                 self.stdout.write(f"{code}: {err}; it seals every second on its own")
                 continue
