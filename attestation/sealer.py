@@ -116,11 +116,6 @@ class SealReader:
             raise NotSealed(f"Requires 0 < first <= second, got {first}, {second}")
         return self._tree(head).consistency_proof(first, second)
 
-    def root(self, tree_size: int) -> bytes:
-        head = self.head()
-        self._check_size(tree_size, head)
-        return self._tree(head).root(tree_size)
-
     def checkpoint(self, height: int | None = None) -> CheckpointRecord:
         head = self.head()
         height = head.height if height is None else height
@@ -208,10 +203,6 @@ class Sealer(SealReader):
 
     def head(self) -> SealHead:
         return self._head
-
-    def pending_events(self) -> int:
-        """Events committed to the log but not sealed yet."""
-        return self.events.head()[0] + 1 - self._head.tree_size
 
     def seal(self) -> SealResult | None:
         """Seal the events committed since the last seal (at most `max_block_events`)."""

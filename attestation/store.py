@@ -19,7 +19,6 @@ Column families (integers big-endian, so byte order is numeric order):
 | accounts      | account id                   | position (8)                                |
 | blocks        | height (8)                   | canonical JSON block header                 |
 | checkpoints   | height (8)                   | canonical JSON {"note", "public_key"}       |
-| sizes         | tree size (8)                | height (8)                                  |
 | meta          | b"head"                      | canonical JSON `SealHead`                   |
 | meta          | b"ledger"                    | the ledger code (checked on open)           |
 """
@@ -27,7 +26,7 @@ Column families (integers big-endian, so byte order is numeric order):
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,7 +36,7 @@ from rocksdict import AccessType, Options, Rdict, WriteBatch, WriteOptions
 from ledger.core.canonical import encode as canonical_encode
 
 COLUMN_FAMILIES = (
-    "nodes", "leaf_versions", "touched", "accounts", "blocks", "checkpoints", "sizes", "meta",
+    "nodes", "leaf_versions", "touched", "accounts", "blocks", "checkpoints", "meta",
 )
 HEAD_KEY = b"head"
 LEDGER_KEY = b"ledger"
@@ -139,18 +138,6 @@ class SealStore:
         record = orjson.loads(data)
         return CheckpointRecord(height, record["note"], record["public_key"])
 
-    def checkpoints(self, after_height: int = 0) -> Iterator[CheckpointRecord]:
-        """Checkpoints with height > after_height, ascending (up to the head)."""
-        last = self.head().height
-        for height in range(after_height + 1, last + 1):
-            record = self.checkpoint(height)
-            if record is not None:
-                yield record
-
-    def height_of_size(self, tree_size: int) -> int | None:
-        data = self._families["sizes"].get(_U64.pack(tree_size))
-        return None if data is None else _U64.unpack(data)[0]
-
     def position(self, account_id: str) -> int | None:
         data = self._families["accounts"].get(account_id.encode())
         return None if data is None else _U64.unpack(data)[0]
@@ -214,7 +201,6 @@ class SealStore:
             canonical_encode({"note": checkpoint.note, "public_key": checkpoint.public_key}),
             handles["checkpoints"],
         )
-        put(_U64.pack(head.tree_size), _U64.pack(height), handles["sizes"])
         put(HEAD_KEY, canonical_encode(asdict(head)), handles["meta"])
         self._write(batch)
 
