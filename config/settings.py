@@ -62,6 +62,9 @@ LEDGERFS_BEAT = env_str(
 )
 LEDGERFS_SEAL_INTERVAL_MS = env_int("LEDGERFS_SEAL_INTERVAL_MS", 1000, min_value=50)
 LEDGERFS_SEAL_MAX_BLOCK_EVENTS = env_int("LEDGERFS_SEAL_MAX_BLOCK_EVENTS", 50_000, min_value=1)
+# Sealing has its own queue, served by one single-process worker (Procfile `sealer`): a shard's
+# seal store is opened by one process at a time, so concurrent sealers would only skip ticks.
+CELERY_TASK_ROUTES = {"attestation.*": {"queue": "sealing"}}
 CELERY_BEAT_SCHEDULE = {
     "seal-ledgers": {
         "task": "attestation.seal_ledgers",

@@ -111,8 +111,8 @@ def test_beat_and_worker_seal_every_second_through_redis(redis_url, tmp_path):
     processes = []
     try:
         for name, arguments in (
-            ("worker", ["worker", "--pool", "solo", "--without-gossip", "--without-mingle",
-                        "--without-heartbeat"]),
+            ("worker", ["worker", "-Q", "sealing,celery", "--pool", "solo",
+                        "--without-gossip", "--without-mingle", "--without-heartbeat"]),
             ("beat", ["beat"]),
         ):
             log = tmp_path / f"{name}.log"
