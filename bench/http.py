@@ -41,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the load phase")
     parser.add_argument("--latency-seconds", type=float, default=5.0,
                         help="length of each idle latency measurement")
+    parser.add_argument("--settle-seconds", type=float, default=10.0,
+                        help="pause after the setup, so background projection catches up")
     parser.add_argument("--accounts", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=1_000, help="transfers per batch request")
     parser.add_argument("--writers", type=int, default=4, help="concurrent batch clients")
@@ -77,6 +79,7 @@ def run(args: argparse.Namespace) -> dict:
         server, port, key = _start_server(Path(tmp), args.projector)
         try:
             ids = _setup(Client(port, key), args.accounts)
+            time.sleep(args.settle_seconds)
             idle = _idle(port, key, ids, args)
             return {**_load(port, key, ids, args), **idle}
         finally:
