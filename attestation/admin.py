@@ -3,19 +3,7 @@
 from django.contrib import admin
 
 from attestation.models import Block, Checkpoint, DigestDelivery
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Copied from the seal stores: never edited here."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+from config.admin_base import ReadOnlyAdmin
 
 
 @admin.register(Checkpoint)

@@ -12,6 +12,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 
+from config.admin_base import ReadOnlyAdmin
 from ledger import services
 from ledger.core.commands import MAX_AMOUNT
 from ledger.models import (
@@ -28,19 +29,6 @@ from ledger.permissions import (
     accounts_visible,
     accounts_visible_any,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Projected from the event log: never edited here."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Ledger)
