@@ -5,6 +5,8 @@ errors in `details`; every other DRF error keeps its status and gets a stable co
 code when it names something more specific, like `api_key_invalid` or `scope_required`).
 """
 
+import math
+
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
 from rest_framework import exceptions
@@ -41,7 +43,7 @@ def exception_handler(exc, context):
                 context["request"]
             )
     if status in RETRYABLE_STATUSES:
-        response["Retry-After"] = str(getattr(exc, "wait", None) or 1)
+        response["Retry-After"] = str(math.ceil(getattr(exc, "wait", None) or 1))
     if isinstance(exc, exceptions.MethodNotAllowed):
         response["Allow"] = ", ".join(context["view"].allowed_methods)
     return response

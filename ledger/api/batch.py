@@ -31,7 +31,6 @@ INVALID_EXPIRY = -1
 CONFLICTING_ACCOUNTS = ["from", "account"]
 """Stands in for an item whose `from` and `account` differ: rejected as `reference_invalid`."""
 
-_OPEN_ACCOUNT_ONLY = ("did", "kind", "tags", "safeguarding")
 _ACCOUNT_FIELDS = ("from", "account", "to", "beneficiary")
 
 

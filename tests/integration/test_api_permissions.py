@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import AnonymousUser, Group, Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from guardian.shortcuts import assign_perm
@@ -16,7 +16,13 @@ from ledger import services
 from ledger.core.commands import Command
 from ledger.core.state import account_id_for
 from ledger.models import Account, Ledger
-from ledger.permissions import AUDITORS_GROUP, grant_cache_clear
+from ledger.permissions import (
+    AUDITORS_GROUP,
+    account_view_allowed,
+    accounts_view_all,
+    accounts_visible,
+    grant_cache_clear,
+)
 from ops.models import Document
 
 pytestmark = pytest.mark.django_db
@@ -162,10 +168,6 @@ def test_admin_actions_still_work_for_operators() -> None:
 
 
 def test_anonymous_users_see_no_account() -> None:
-    from django.contrib.auth.models import AnonymousUser
-
-    from ledger.permissions import account_view_allowed, accounts_view_all, accounts_visible
-
     anonymous = AnonymousUser()
     assert not accounts_visible(anonymous).exists()
     assert not account_view_allowed(anonymous, GRANTED) and not accounts_view_all(anonymous)
