@@ -53,7 +53,9 @@ def test_the_api_honours_its_schema(server: LiveServer, tmp_path: Path) -> None:
         "--generation-database", "none", "--request-timeout", "30", "--no-color",
         "--report", "junit", "--report-dir", str(tmp_path),
     ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
+    # In tmp_path: schemathesis keeps a crash cache in ./.schemathesis.
+    done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_SECONDS,
+                          cwd=tmp_path)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-6000:]
     assert "Internal Server Error" not in server.log()
