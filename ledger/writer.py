@@ -50,7 +50,9 @@ class WriteFailed(WriterError):
     """The group could not be made durable; none of its commands took effect."""
 
 
-class _Pending:
+class PendingRequest:
+    """A request waiting in the writer's queue, with the future its client waits on."""
+
     __slots__ = ("request", "future")
 
     def __init__(self, request: Request) -> None:
@@ -124,7 +126,7 @@ class Writer:
         """Queue a request; the future resolves once its outcome is durable."""
         if not self.running:
             raise WriterStopped(f"the writer of ledger {self.ledger} is not running")
-        pending = _Pending(request)
+        pending = PendingRequest(request)
         self._queue.put(pending)
         return pending.future
 
@@ -161,21 +163,21 @@ class Writer:
             if stop:
                 return
 
-    def commit_group(self, group: list[_Pending]) -> None:
+    def commit_group(self, group: list[PendingRequest]) -> None:
         """Decide and durably write one group, then resolve its futures."""
         machine = self.machine
         state = machine.state
         requests = [pending.request for pending in group]
-        scopes = [
-            idempotency_scope(command.client, command.idempotency_key)
-            for request in requests for command in request.commands
-            if command.idempotency_key and type(command.idempotency_key) is str
-        ]
         # A group allocates a few hundred thousand short-lived, acyclic objects; reference
         # counting frees them. Cyclic collections triggered meanwhile would only rescan them
         # (measured: a third of the group's time), so the collector pauses for the group.
         gc.disable()
         try:
+            scopes = [
+                idempotency_scope(command.client, command.idempotency_key)
+                for request in requests for command in request.commands
+                if command.idempotency_key and type(command.idempotency_key) is str
+            ]
             known = self.store.idempotency_records(scopes) if scopes else {}
             outcome = machine.execute(requests, self.clock(), known)
             if outcome.events or outcome.records:
@@ -186,17 +188,27 @@ class Writer:
             # Reload before answering, so a client that retries at once meets the state that
             # is on disk, not the one that failed to get there.
             self._reload()
+            if len(group) != 1:
+                # One bad request must not fail the others: retry each on its own, so only
+                # the one that fails again is refused (an I/O failure refuses them all).
+                for pending in group:
+                    self.commit_group([pending])
+                return
             error = WriteFailed(f"ledger {self.ledger}: the write failed and nothing was applied")
             error.__cause__ = exc
-            for pending in group:
-                pending.future.set_exception(error)
+            group[0].future.set_exception(error)
             return
         gc.enable()
         self.last_seq = state.next_seq - 1
         for pending, results in zip(group, outcome.results, strict=True):
             pending.future.set_result(results)
         if outcome.events and self.on_commit is not None:
-            self.on_commit(self.last_seq)
+            try:
+                self.on_commit(self.last_seq)
+            except Exception:
+                # Listeners catch up from the log on their next notification; the writer
+                # must not stop because one of them failed.
+                log.exception("commit listener failed on ledger %s", self.ledger)
 
     def _reload(self) -> None:
         try:

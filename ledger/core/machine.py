@@ -152,8 +152,11 @@ class GroupOutcome:
 
 
 def idempotency_scope(client: str, key: str) -> bytes:
-    """Idempotency keys are scoped to the API client that sent them."""
-    return f"{client}\x00{key}".encode()
+    """Idempotency keys are scoped to the API client that sent them.
+
+    Never raises: a key that is not valid text (lone surrogates) still gets a scope, and is
+    then refused by the shape check before the scope is used for anything."""
+    return f"{client}\x00{key}".encode("utf-8", "surrogatepass")
 
 
 def fingerprint(command: Command) -> bytes:

@@ -15,7 +15,7 @@ from ledger.core.commands import Command, Request
 from ledger.core.state import account_id_for
 from ledger.eventstore.rocks import RocksEventStore
 from ledger.replay import compare_states, replay
-from ledger.writer import WriteFailed, Writer, WriterStopped
+from ledger.writer import PendingRequest, WriteFailed, Writer, WriterStopped
 
 LEDGER = "EUR"
 SECOND = 1_000_000_000
@@ -115,6 +115,43 @@ def test_a_failed_write_acknowledges_nothing_and_the_writer_carries_on(path):
         assert result.seq == seq_before + 1
     finally:
         writer.stop()
+        store.close()
+
+
+class RefusingPoison(RocksEventStore):
+    """A real store that cannot write any group holding the command keyed "poison"."""
+
+    def append(self, outcome, state):
+        if any(e.body["idempotency_key"] == "poison" for e in outcome.events):
+            raise OSError("simulated failure tied to one request")
+        super().append(outcome, state)
+
+
+def test_a_request_that_breaks_its_group_fails_alone(path):
+    store = RefusingPoison(path, LEDGER)
+    writer = Writer(store)
+    writer.recover()  # synchronous: both requests below go into one group
+    try:
+        funding = PendingRequest(Request([
+            Command("open_account", "open-a", did="did:a"),
+            Command("open_account", "open-b", did="did:b"),
+            Command("mint", "mint-a", account=acc("a"), amount=100),
+        ]))
+        writer.commit_group([funding])
+        good = PendingRequest(Request([Command("transfer", "good", account=acc("a"), to=acc("b"),
+                                         amount=10)]))
+        poison = PendingRequest(Request([Command("transfer", "poison", account=acc("a"),
+                                           to=acc("b"), amount=20)]))
+
+        writer.commit_group([good, poison])
+
+        [result] = good.future.result(0)
+        assert result.ok
+        with pytest.raises(WriteFailed):
+            poison.future.result(0)
+        assert writer.machine.state.accounts[acc("b")].balances["available"] == 10
+        assert store.head()[0] == writer.machine.state.next_seq - 1
+    finally:
         store.close()
 
 
