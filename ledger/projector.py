@@ -9,7 +9,7 @@ crash in the middle loses nothing and applies nothing twice. `rebuild` starts ov
 from __future__ import annotations
 
 import orjson
-from django.db import transaction
+from django.db import connection, models, transaction
 
 from ledger.core.events import event_accounts
 from ledger.eventstore.port import EventStore
@@ -62,6 +62,25 @@ def rebuild(ledger: Ledger, store: EventStore) -> int:
     return catch_up(ledger, store)
 
 
+def _update_rows(model: type[models.Model], rows: list, fields: list[str]) -> None:
+    """UPDATE each row's `fields` by primary key: one statement run with executemany.
+
+    Django's `bulk_update` builds one CASE/WHEN expression per field over the whole batch, which
+    made projection the most expensive thing the embedded server did; a plain prepared UPDATE
+    per row is several times cheaper on SQLite and pipelined by psycopg on PostgreSQL.
+    """
+    if not rows:
+        return
+    meta = model._meta
+    quote = connection.ops.quote_name
+    columns = [meta.get_field(name).column for name in fields]
+    assignments = ", ".join(f"{quote(column)} = %s" for column in columns)
+    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"
+    values = [[getattr(row, name) for name in fields] + [row.pk] for row in rows]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, values)
+
+
 class _Batch:
     """The rows one batch of events touches, loaded once, changed in memory, written once."""
 
@@ -82,9 +101,9 @@ class _Batch:
         changed_accounts = [a for a in self.accounts.values() if a.pk not in self.new_accounts]
         changed_holds = [h for h in self.holds.values() if h.pk not in self.new_holds]
         Account.objects.bulk_create(self.new_accounts.values())
-        Account.objects.bulk_update(changed_accounts, _ACCOUNT_UPDATE_FIELDS, batch_size=1000)
+        _update_rows(Account, changed_accounts, _ACCOUNT_UPDATE_FIELDS)
         Hold.objects.bulk_create(self.new_holds.values())
-        Hold.objects.bulk_update(changed_holds, _HOLD_UPDATE_FIELDS, batch_size=1000)
+        _update_rows(Hold, changed_holds, _HOLD_UPDATE_FIELDS)
 
     def _apply(self, body: dict) -> None:
         seq = body["seq"]
