@@ -14,7 +14,7 @@ import time
 from functools import lru_cache
 
 import orjson
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 
@@ -145,16 +145,7 @@ def checks_record(*, checks: list[Check]) -> list[Alert]:
     the transaction that moves the monitor's cursor."""
     if not checks:
         return []
-    now = timezone.now()
-    AmlCheck.objects.bulk_create(
-        [AmlCheck(
-            event_id=c.movement.event_id, ledger=c.movement.ledger, seq=c.movement.seq,
-            event_type=c.movement.type, ts_ns=c.movement.ts_ns, amount=c.movement.amount,
-            payer=c.movement.payer or "", payee=c.movement.payee or "", results=c.results,
-            outcome=c.outcome, thresholds_version=c.thresholds_version, checked_at=now,
-        ) for c in checks],
-        batch_size=1_000,
-    )
+    _checks_insert(checks)
     alerts = [
         Alert(ledger=c.movement.ledger, rule=hit.rule.value, account=hit.account or "",
               event_id=c.movement.event_id, seq=c.movement.seq, amount=c.movement.amount,
@@ -167,6 +158,39 @@ def checks_record(*, checks: list[Check]) -> list[Alert]:
             [AlertAction(alert=alert, to_status=Alert.Status.OPEN) for alert in alerts]
         )
     return alerts
+
+
+_CHECK_COLUMNS = ("event_id", "ledger", "seq", "event_type", "ts_ns", "amount", "payer",
+                  "payee", "results", "outcome", "thresholds_version", "checked_at")
+
+
+def _checks_insert(checks: list[Check]) -> None:
+    """One row per check, written with COPY on PostgreSQL and `executemany` elsewhere: at
+    thousands of checks a second, `bulk_create`'s per-field preparation cost several times the
+    screening itself."""
+    checked_at = timezone.now()
+    results_json: dict[tuple, str] = {}  # a handful of distinct outcomes: encode each once
+    rows = []
+    for c in checks:
+        key = tuple(c.results.items())
+        results = results_json.get(key)
+        if results is None:
+            results = results_json[key] = orjson.dumps(c.results).decode()
+        m = c.movement
+        rows.append((m.event_id, m.ledger, m.seq, m.type, m.ts_ns, m.amount, m.payer or "",
+                     m.payee or "", results, c.outcome, c.thresholds_version, checked_at))
+    quote = connection.ops.quote_name
+    table = quote(AmlCheck._meta.db_table)
+    columns = ", ".join(quote(column) for column in _CHECK_COLUMNS)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            placeholders = ", ".join(["%s"] * len(_CHECK_COLUMNS))
+            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})",
+                               rows)
 
 
 def alert_update(*, alert_id: int, user, status: str | None = None, note: str = "") -> Alert:

@@ -156,8 +156,12 @@ INSTALLED_APPS = [
 if REDIS_URL:
     CHANNEL_LAYERS = {"default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{LEDGERFS_REDIS_KEY_PREFIX or ''}asgi",
-                   "capacity": 1_000, "expiry": 30},
+        "CONFIG": {
+            # A read timeout above the layer's 5 s blocking pop: redis-py 8 defaults to 5 s,
+            # which tears down idle consumers (django/channels_redis#422).
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+            "prefix": f"{LEDGERFS_REDIS_KEY_PREFIX or ''}asgi", "capacity": 1_000, "expiry": 30,
+        },
     }}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer",

@@ -151,7 +151,7 @@ class Screening:
         hits: list[Hit] = []
         for rule, evaluate in self._rules:
             outcome, rule_hits = evaluate(self, movement)
-            results[rule] = outcome
+            results[rule.value] = outcome.value
             hits.extend(rule_hits)
         return Check(movement, results, tuple(hits), self.thresholds.version)
 
@@ -170,7 +170,7 @@ class Screening:
 
     # -- the rules, in the order they are recorded ------------------------------------------
 
-    def _large_transfer(self, m: Movement) -> tuple[str, list[Hit]]:
+    def _large_transfer(self, m: Movement) -> tuple[Outcome, list[Hit]]:
         threshold = self.thresholds.large_transfer_minor
         if threshold <= 0:
             return Outcome.off, []
@@ -179,7 +179,7 @@ class Screening:
         detail = {"amount_minor": m.amount, "threshold_minor": threshold}
         return Outcome.hit, [Hit(Rule.large_transfer, m.payer or m.payee, detail)]
 
-    def _velocity_rule(self, m: Movement) -> tuple[str, list[Hit]]:
+    def _velocity_rule(self, m: Movement) -> tuple[Outcome, list[Hit]]:
         t = self.thresholds
         if t.velocity_count <= 0 and t.velocity_amount_minor <= 0:
             return Outcome.off, []
@@ -203,7 +203,7 @@ class Screening:
         }
         return Outcome.hit, [Hit(Rule.velocity, m.payer, detail)]
 
-    def _structuring_rule(self, m: Movement) -> tuple[str, list[Hit]]:
+    def _structuring_rule(self, m: Movement) -> tuple[Outcome, list[Hit]]:
         t = self.thresholds
         if t.structuring_count <= 0 or t.large_transfer_minor <= 0:
             return Outcome.off, []
@@ -224,7 +224,7 @@ class Screening:
         }
         return Outcome.hit, [Hit(Rule.structuring, m.payer, detail)]
 
-    def _new_account_inflow(self, m: Movement) -> tuple[str, list[Hit]]:
+    def _new_account_inflow(self, m: Movement) -> tuple[Outcome, list[Hit]]:
         t = self.thresholds
         if t.new_account_age_seconds <= 0 or t.new_account_inflow_minor <= 0:
             return Outcome.off, []
@@ -247,7 +247,7 @@ class Screening:
         }
         return Outcome.hit, [Hit(Rule.new_account_inflow, m.payee, detail)]
 
-    def _watchlist_rule(self, m: Movement) -> tuple[str, list[Hit]]:
+    def _watchlist_rule(self, m: Movement) -> tuple[Outcome, list[Hit]]:
         if not self.watchlist:
             return Outcome.off, []
         hits = [
