@@ -4,11 +4,22 @@ import argparse
 import json
 import sys
 
-from bench import compare, distributed, engine, http, pg_baseline, proofs, shards, suite
+from bench import (
+    compare,
+    distributed,
+    engine,
+    http,
+    pg_baseline,
+    proofs,
+    shards,
+    streaming,
+    suite,
+)
 
 SCENARIOS = {
     "engine": engine, "http": http, "proofs": proofs, "pg-baseline": pg_baseline,
     "http-distributed": distributed, "shards": shards, "compare": compare, "suite": suite,
+    "streaming": streaming,
 }
 
 
