@@ -161,12 +161,14 @@ class Feed:
     def needs_io(self, message: dict) -> bool:
         """Whether `live_frames` may read the log or the permissions (so must run off the
         event loop)."""
+        entries = message["events"]
         if not self.view_all:
             return True
-        cursor = self.cursors.get(message["ledger"])
-        return cursor is not None and bool(message["events"]) and (
-            message["events"][0][0] > cursor + 1
-        )
+        if not entries:
+            return False
+        cursor = self.cursors.get(message["ledger"], entries[0][0] - 1)
+        # A hole before the message or inside it (the relay sends contiguous runs).
+        return entries[0][0] > cursor + 1 or entries[-1][0] - entries[0][0] >= len(entries)
 
     def live_frames(self, message: dict) -> list[str]:
         """The frames for one relay message: the missing events from the log, then the new

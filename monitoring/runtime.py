@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from ledger.shards import UnknownLedger
 from ledger.stream import EventStream, InProcessEventStream, StreamPublisher
@@ -65,7 +65,7 @@ class Worker:
                 log.exception("%s failed; restarting it from its stored state", self.name)
                 target = None
                 self._stop.wait(RESTART_PAUSE_SECONDS)
-        close_old_connections()
+        connections.close_all()  # this thread's connections
 
 
 class Supervisor:

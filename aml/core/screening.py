@@ -274,7 +274,3 @@ class Screening:
         (Rule.watchlist, _watchlist_rule),
     )
 
-
-def screen(screening: Screening, bodies: Iterable[dict]) -> list[Check]:
-    """The checks of a run of event bodies (in seq order)."""
-    return [check for body in bodies if (check := screening.check(body)) is not None]

@@ -250,3 +250,12 @@ def test_movements_of_the_screened_types() -> None:
     assert (moved.payer, moved.payee, moved.amount) == (ALICE, BOB, 7)
     hold = dict(release, type="hold")
     assert movement_of(hold) is None
+
+
+def test_the_core_imports_no_django() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, aml.core.screening, webhooks.core.signature; "
+            "sys.exit(any(m == 'django' or m.startswith('django.') for m in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
