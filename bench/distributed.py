@@ -30,6 +30,7 @@ import redis
 
 from bench.http import Client, _balance_read, _ms, _single_transfer
 from bench.pg_baseline import database_url, server_url
+from bench.stats import run_for
 from ledger.core.state import account_id_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -243,16 +244,7 @@ def _load(stack: Stack, ids: dict[str, list[str]], args: argparse.Namespace) -> 
 
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(args.writers)]
     threads += [threading.Thread(target=single_writer), threading.Thread(target=reader)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    stop.wait(args.seconds)
-    stop.set()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - started
-    if errors:
-        raise RuntimeError(f"{len(errors)} failed requests, first: {errors[0]}")
+    seconds = run_for(threads, args.seconds, stop, errors)
     transfers = totals["sent"] + len(write_latencies)
     return {
         "seconds": round(seconds, 2), "accounts": args.accounts, "batch": args.batch,

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import orjson
 
-from bench.stats import percentile
+from bench.stats import percentile, run_for
 from ledger.core.state import account_id_for
 
 LEDGER = "BENCH"
@@ -248,16 +248,7 @@ def _load(port: int, key: str, ids: list[str], args: argparse.Namespace) -> dict
 
     threads = [threading.Thread(target=writer, args=(w,)) for w in range(args.writers)]
     threads += [threading.Thread(target=single_writer), threading.Thread(target=reader)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    stop.wait(args.seconds)
-    stop.set()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - started
-    if errors:
-        raise RuntimeError(f"{len(errors)} failed requests, first: {errors[0]}")
+    seconds = run_for(threads, args.seconds, stop, errors)
     transfers = totals["ok"] + totals["rejected"] + len(write_latencies)
 
     return {
