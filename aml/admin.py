@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 
 from aml import services
 from aml.models import Alert, AlertAction, AmlCheck, AmlRules, WatchedDid
+from config.admin_base import ReadOnlyAdmin
 
 
 @admin.register(AmlRules)
@@ -105,17 +106,10 @@ class AlertAdmin(admin.ModelAdmin):
 
 
 @admin.register(AmlCheck)
-class AmlCheckAdmin(admin.ModelAdmin):
+class AmlCheckAdmin(ReadOnlyAdmin):
+    """Written by the monitor as it screens the log: shown, never edited."""
+
     list_display = ("event_id", "ledger", "seq", "event_type", "amount", "outcome",
                     "checked_at")
     list_filter = ("outcome", "ledger", "event_type")
     search_fields = ("event_id", "payer", "payee")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -5,6 +5,8 @@ acting user; the totals match the ledger."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -181,3 +183,36 @@ def test_the_monitor_queues_webhooks_for_the_subscriptions_concerned(ledger, mon
     rows = list(Delivery.objects.order_by("id").values_list("subscription", "event_type"))
     assert rows == [(everything.pk, "transfer"), (alerts.pk, "aml.alert"),
                     (everything.pk, "aml.alert")]
+
+
+def test_the_admin_edits_thresholds_and_works_alerts(ledger, monkeypatch):
+    from django.test import Client
+
+    monkeypatch.setattr("monitoring.broadcast.group_send", lambda group, message: None)
+    monitor = monitor_of(ledger)
+    transfer("t1", 20_000)
+    monitor.step(0)
+    alert = Alert.objects.get()
+    officer = get_user_model().objects.create_superuser("officer", password="x" * 20)
+    browser = Client()
+    browser.force_login(officer)
+    rules = aml_services.rules_get(ledger=LEDGER)
+    form = {field: getattr(rules, field) for field in (
+        "large_transfer_minor", "velocity_count", "velocity_amount_minor",
+        "velocity_window_seconds", "structuring_count", "structuring_margin_percent",
+        "structuring_window_seconds", "new_account_age_seconds", "new_account_inflow_minor")}
+    saved = browser.post(f"/admin/aml/amlrules/{rules.pk}/change/",
+                         {**form, "large_transfer_minor": 5_000})
+    assert saved.status_code == 302
+    rules.refresh_from_db()
+    assert (rules.large_transfer_minor, rules.version, rules.updated_by) == (5_000, 3, officer)
+    page = browser.get(f"/admin/aml/alert/{alert.pk}/change/")
+    assert page.status_code == 200 and b"large transfer on" in page.content
+    hidden = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"',
+                             page.content.decode()))  # the inline's management form
+    worked = browser.post(f"/admin/aml/alert/{alert.pk}/change/",
+                          {**hidden, "status": "closed", "note": "known customer, documented"})
+    assert worked.status_code == 302
+    assert list(alert.actions.values_list("user__username", "to_status", "note"))[-1] == (
+        "officer", "closed", "known customer, documented")
+    assert browser.get(f"/admin/aml/amlcheck/{alert.event_id}/change/").status_code == 200
