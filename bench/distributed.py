@@ -28,15 +28,13 @@ from pathlib import Path
 import psycopg
 import redis
 
-from bench.http import Client, _balance_read, _ms, _single_transfer
+from bench.http import Client, _balance_read, _ms, _single_transfer, accounts_open
 from bench.pg_baseline import database_url, server_url
 from bench.stats import run_for
-from ledger.core.state import account_id_for
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "ledgerfs_bench_http"
 START_TIMEOUT_SECONDS = 60
-SETUP_BATCH = 8_000
 HOT_ACCOUNTS = 10
 HOT_SHARE = 0.8
 
@@ -149,18 +147,7 @@ class Stack:
 
 
 def _setup(client: Client, ledger: str, count: int) -> list[str]:
-    dids = [f"did:bench:{i}" for i in range(count)]
-    ids = [account_id_for(ledger, did) for did in dids]
-    opens = [{"type": "open_account", "did": did, "idempotency_key": f"open-{i}"}
-             for i, did in enumerate(dids)]
-    mints = [{"type": "mint", "account": a, "amount": 10**12, "idempotency_key": f"mint-{i}"}
-             for i, a in enumerate(ids)]
-    for items in (opens, mints):
-        for i in range(0, len(items), SETUP_BATCH):
-            reply = client.json("POST", "/api/v1/transfers",
-                                {"ledger": ledger, "transfers": items[i:i + SETUP_BATCH]})
-            assert all(r["status"] == "ok" for r in reply["results"]), "setup failed"
-    return ids
+    return accounts_open(client, ledger, [f"did:bench:{i}" for i in range(count)], 10**12)
 
 
 _ITEM = b'{"from":"%s","to":"%s","amount":1,"idempotency_key":"%s-%d"}'

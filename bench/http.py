@@ -126,17 +126,24 @@ def _start_server(data_dir: Path, projector: str) -> tuple[subprocess.Popen, int
 
 def _setup(client: Client, count: int) -> list[str]:
     client.json("POST", "/api/v1/ledgers", {"code": LEDGER, "scale": 2})
-    dids = [f"did:bench:{i}" for i in range(count)]
-    opens = [{"type": "open_account", "did": did, "idempotency_key": f"open-{i}"}
-             for i, did in enumerate(dids)]
-    ids = [account_id_for(LEDGER, did) for did in dids]
-    mints = [{"type": "mint", "account": a, "amount": 10**12, "idempotency_key": f"mint-{i}"}
-             for i, a in enumerate(ids)]
+    return accounts_open(client, LEDGER, [f"did:bench:{i}" for i in range(count)], 10**12)
+
+
+def accounts_open(client: Client, ledger: str, dids: list[str], fund: int | None) -> list[str]:
+    """Open an account per DID through the API and, unless `fund` is None, mint `fund` minor
+    units into each; returns their ids. Any rejection stops the benchmark."""
+    ids = [account_id_for(ledger, did) for did in dids]
+    opens = [{"type": "open_account", "did": did, "idempotency_key": f"open-{did}"}
+             for did in dids]
+    mints = [] if fund is None else [
+        {"type": "mint", "account": a, "amount": fund, "idempotency_key": f"fund-{a}"}
+        for a in ids
+    ]
     for items in (opens, mints):
         for i in range(0, len(items), SETUP_BATCH):
             reply = client.json("POST", "/api/v1/transfers",
-                                {"ledger": LEDGER, "transfers": items[i:i + SETUP_BATCH]})
-            assert all(r["status"] == "ok" for r in reply["results"]), "setup failed"
+                                {"ledger": ledger, "transfers": items[i:i + SETUP_BATCH]})
+            assert all(r["status"] == "ok" for r in reply["results"]), "set-up failed"
     return ids
 
 

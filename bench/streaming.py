@@ -39,14 +39,12 @@ from pathlib import Path
 
 import orjson
 
-from bench.http import Client
+from bench.http import Client, accounts_open
 from bench.stats import percentile
-from ledger.core.state import account_id_for
 
 LEDGER = "BENCH"
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_SECONDS = 60
-SETUP_BATCH = 8_000
 FUND_MINOR = 400_000
 """Each account's funding: under the AML thresholds (no alert storm at set-up)."""
 WARM_UP_SECONDS = 2.0
@@ -269,18 +267,9 @@ def _receiver_main(port_out, stop, results) -> None:
 
 def _setup(client: Client, count: int) -> tuple[list[str], str]:
     client.json("POST", "/api/v1/ledgers", {"code": LEDGER, "scale": 2})
-    dids = [f"did:bench:{i}" for i in range(count)] + ["did:bench:probe"]
-    ids = [account_id_for(LEDGER, did) for did in dids]
-    opens = [{"type": "open_account", "did": did, "idempotency_key": f"open-{i}"}
-             for i, did in enumerate(dids)]
-    mints = [{"type": "mint", "account": a, "amount": FUND_MINOR, "idempotency_key": f"fund-{i}"}
-             for i, a in enumerate(ids[:-1])]
-    for items in (opens, mints):
-        for i in range(0, len(items), SETUP_BATCH):
-            reply = client.json("POST", "/api/v1/transfers",
-                                {"ledger": LEDGER, "transfers": items[i:i + SETUP_BATCH]})
-            assert all(r["status"] == "ok" for r in reply["results"]), "set-up failed"
-    return ids[:-1], ids[-1]
+    ids = accounts_open(client, LEDGER, [f"did:bench:{i}" for i in range(count)], FUND_MINOR)
+    [probe] = accounts_open(client, LEDGER, ["did:bench:probe"], None)
+    return ids, probe
 
 
 _ITEM = b'{"from":"%s","to":"%s","amount":1,"idempotency_key":"%s-%d"}'
