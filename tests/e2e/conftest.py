@@ -1,7 +1,6 @@
 """A real LedgerFS web process (uvicorn + ASGI) on a free port, with its own data directory."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,14 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.processes import free_port
+
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_SECONDS = 30
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _wait_until_serving(url: str, server: subprocess.Popen, log_path: Path) -> None:
@@ -46,7 +41,7 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         check=True,
         capture_output=True,
     )
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = data_dir / "server.log"
     with log_path.open("w") as log:

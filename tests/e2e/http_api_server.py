@@ -5,7 +5,6 @@ background projector) on a free port over its own data directory, plus API keys 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from tests.support.processes import free_port
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_SECONDS = 30
@@ -44,18 +45,12 @@ class LiveServer:
         return (self.data_dir / "server.log").read_text()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def live_server(data_dir: Path) -> Iterator[LiveServer]:
     """Migrate, start, wait until it answers; yield; stop. For module-scoped fixtures."""
     env = {**os.environ, "LEDGERFS_DATA_DIR": str(data_dir), "LEDGERFS_PROJECTOR": "thread"}
     server = LiveServer("", data_dir, env)
     server.manage("migrate", "--noinput")
-    port = _free_port()
+    port = free_port()
     server.url = f"http://127.0.0.1:{port}"
     with (data_dir / "server.log").open("w") as log:
         process = subprocess.Popen(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -29,16 +28,11 @@ from ledger.eventstore.rocks import RocksEventStore
 from ledger.writer import Writer
 from proofs.core.checkpoint import open_checkpoint
 from proofs.core.note import verifier_key
+from tests.support.processes import free_port
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 CELERY = [sys.executable, "-m", "celery", "-A", "config"]
 WAIT_SECONDS = 30
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _ping(url: str) -> bool:
@@ -59,7 +53,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("REDIS_URL is unset and redis-server is not installed (make install)")
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
          "no", "--dir", str(tmp_path_factory.mktemp("redis"))],
