@@ -3,7 +3,7 @@
 The suite-wide `server_url` fixture serves with the monitor off (the test environment's manual
 projector turns it off), so the WebSocket, dashboard and webhook tests start their own:
 uvicorn in embedded mode, `LEDGERFS_MONITOR=thread`, a fresh data directory, optionally Redis
-(channels_redis and a real Celery broker). Import it after putting this directory on sys.path.
+(channels_redis and a real Celery broker). Import it as `tests.e2e.live_server`.
 """
 
 from __future__ import annotations

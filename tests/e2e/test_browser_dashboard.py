@@ -5,15 +5,12 @@ it raised without a reload. The screenshot is kept in test-artifacts/."""
 from __future__ import annotations
 
 import shutil
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import sync_playwright
 
-sys.path.insert(0, str(Path(__file__).parent))
-from live_server import ROOT, LiveServer  # noqa: E402
+from tests.e2e.live_server import ROOT, LiveServer
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

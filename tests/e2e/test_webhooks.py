@@ -12,12 +12,10 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from live_server import ROOT, LiveServer, PrivateRedis, wait_for  # noqa: E402
+from tests.e2e.live_server import ROOT, LiveServer, PrivateRedis, wait_for
 
 LEDGER = "EUR"
 SECRET = "whsec_test-receiver-secret-0123456789"

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
-sys.path.insert(0, str(Path(__file__).parent))
-from live_server import LiveServer  # noqa: E402
+from tests.e2e.live_server import LiveServer
 
 LEDGER = "EUR"
 

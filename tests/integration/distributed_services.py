@@ -5,10 +5,10 @@ LedgerFS processes (writers, web) started as subprocesses.
   restart it without touching anybody else's Redis. The binary is a Debian package listed in
   requirements-apt.txt; without it the tests fail, they are not skipped.
 - PostgreSQL: the server named by DATABASE_URL, else the one on 127.0.0.1:5432, else a
-  throwaway cluster made with initdb/pg_ctl. Each test session gets its own fresh database.
+  throwaway cluster made with initdb/pg_ctl. Each test module gets its own fresh database.
 
-Import the fixtures into a test module (`from distributed_services import redis_server, ...`)
-after putting this directory on sys.path, as the tests here do.
+`tests/integration/conftest.py` makes the fixtures available to every integration test; the
+process helpers are imported from `tests.integration.distributed_services`.
 """
 
 from __future__ import annotations
@@ -162,11 +162,12 @@ def database_url(server_url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def postgres_url(
     postgres_server: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """A fresh database for this test session, migrated, dropped at the end."""
+    """A fresh database for each test module, migrated, dropped at the end: modules create
+    the same ledgers, so they must not see each other's read models."""
     name = f"ledgerfs_test_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(postgres_server, autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{name}"')

@@ -7,9 +7,7 @@ test_fault_*.py. Every test sends real commands to a real writer on a RocksDB sh
 
 from __future__ import annotations
 
-import sys
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -19,13 +17,7 @@ from ledger.core.commands import MAX_AMOUNT, Command, Request
 from ledger.core.state import account_id_for
 from ledger.shards import ShardRegistry
 from ledger.writer import WriterError, WriterStopped
-
-sys.path.insert(0, str(Path(__file__).parent))
-import distributed_services as services  # noqa: E402
-from distributed_services import wait_for  # noqa: E402
-
-redis_server = services.redis_server
-redis_url = services.redis_url
+from tests.integration.distributed_services import wait_for
 
 R = ResultCode
 LEDGER = "EUR"

@@ -24,9 +24,7 @@ from ledger.core.commands import Request
 from ledger.eventstore.rocks import RocksEventStore
 from ledger.replay import compare_states, replay
 from ledger.writer import Writer
-
-sys.path.insert(0, str(Path(__file__).parent))
-import crash_writer  # noqa: E402  (the child's command generator, shared so repeats match)
+from tests.integration import crash_writer  # the child's commands, so repeats match
 
 SCRIPT = Path(crash_writer.__file__)
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,18 +9,13 @@ is down answers with a retryable 503 and a stable code.
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from ledger.core.state import account_id_for
-
-sys.path.insert(0, str(Path(__file__).parent))
-import distributed_services as services  # noqa: E402
-from distributed_services import (  # noqa: E402
+from tests.integration.distributed_services import (
     Api,
     WebProcess,
     WriterProcess,
@@ -28,11 +23,6 @@ from distributed_services import (  # noqa: E402
     service_env,
     wait_for,
 )
-
-redis_server = services.redis_server
-redis_url = services.redis_url
-postgres_server = services.postgres_server
-postgres_url = services.postgres_url
 
 LEDGERS = ("EUR", "USD")
 

@@ -13,7 +13,6 @@ idempotency keys until they are acknowledged, as the API tells its clients to. A
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections import Counter
@@ -29,15 +28,7 @@ from ledger.eventstore.rocks import RocksEventStore
 from ledger.replay import compare_states, replay
 from ledger.transport.redis_bus import HEARTBEAT_TTL_MS
 from ledger.writer import WriterError
-
-sys.path.insert(0, str(Path(__file__).parent))
-import distributed_services as services  # noqa: E402
-from distributed_services import WriterProcess, service_env, wait_for  # noqa: E402
-
-redis_server = services.redis_server
-redis_url = services.redis_url
-postgres_server = services.postgres_server
-postgres_url = services.postgres_url
+from tests.integration.distributed_services import WriterProcess, service_env, wait_for
 
 ACCOUNTS = 40
 CLIENTS = 4

@@ -8,10 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-import distributed_services as services  # noqa: E402
-
-postgres_server = services.postgres_server
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -4,18 +4,10 @@ leave nothing unmigrated, and the money CHECK constraints hold in the database i
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import psycopg
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-import distributed_services as services  # noqa: E402
-from distributed_services import manage, service_env  # noqa: E402
-
-postgres_server = services.postgres_server
-postgres_url = services.postgres_url
+from tests.integration.distributed_services import manage, service_env
 
 
 def test_migrations_are_complete_on_postgres(postgres_url, tmp_path):

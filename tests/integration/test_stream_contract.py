@@ -8,9 +8,7 @@ messages, trimmed them, lost everything (a broker restart) or never got the last
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -19,13 +17,7 @@ from ledger.core.state import account_id_for
 from ledger.eventstore.rocks import RocksEventStore
 from ledger.stream import InProcessEventStream, StreamConsumer, StreamPublisher
 from ledger.writer import Writer
-
-sys.path.insert(0, str(Path(__file__).parent))
-import distributed_services as services  # noqa: E402
-from distributed_services import wait_for  # noqa: E402
-
-redis_server = services.redis_server
-redis_url = services.redis_url
+from tests.integration.distributed_services import wait_for
 
 LEDGER = "EUR"
 

@@ -9,15 +9,12 @@ import asyncio
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import psycopg
 import pytest
 import websockets
 
-sys.path.insert(0, str(Path(__file__).parent))
-import distributed_services as services  # noqa: E402
-from distributed_services import (  # noqa: E402
+from tests.integration.distributed_services import (
     ROOT,
     Api,
     WebProcess,
@@ -26,11 +23,6 @@ from distributed_services import (  # noqa: E402
     service_env,
     wait_for,
 )
-
-redis_server = services.redis_server
-redis_url = services.redis_url
-postgres_server = services.postgres_server
-postgres_url = services.postgres_url
 
 
 @pytest.fixture
