@@ -15,7 +15,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.core import canonical
-from ledger.core.canonical import CanonicalError
 
 SHORT_ESCAPES = {
     "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r", '"': '\\"', "\\": "\\\\",
@@ -77,7 +76,6 @@ json_values = st.recursive(
 @given(json_values)
 def test_encoding_equals_the_reference_encoder(value: object) -> None:
     assert canonical.encode(value) == reference_encode(value)
-    assert canonical.encode_checked(value) == reference_encode(value)
 
 
 @settings(max_examples=200, deadline=None)
@@ -106,27 +104,3 @@ def test_every_string_is_escaped_like_json_stringify(text: str) -> None:
 ], ids=repr)
 def test_known_encodings(value: object, expected: bytes) -> None:
     assert canonical.encode(value) == expected
-
-
-@pytest.mark.parametrize("value", [
-    1.0, 0.5, float("nan"), [1, 2.5], {"amount": 1e3}, {"a": {"b": [0.0]}}, (1, 2.0),
-], ids=repr)
-def test_encode_checked_rejects_floats_anywhere(value: object) -> None:
-    with pytest.raises(CanonicalError, match="floats"):
-        canonical.encode_checked(value)
-
-
-@pytest.mark.parametrize("value", [
-    {1: "a"}, {None: "a"}, {True: "a"}, {("a",): 1}, {"outer": {2: "b"}}, [{3.5: "c"}],
-], ids=repr)
-def test_encode_checked_rejects_non_string_keys(value: object) -> None:
-    with pytest.raises(CanonicalError, match="keys must be strings"):
-        canonical.encode_checked(value)
-
-
-@pytest.mark.parametrize("value", ["\ud800", 2**64, {"a": {1, 2}}], ids=repr)
-def test_encode_checked_reports_every_unencodable_value_as_canonical_error(
-    value: object,
-) -> None:
-    with pytest.raises(CanonicalError):
-        canonical.encode_checked(value)
