@@ -80,6 +80,8 @@ class Writer:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.machine: StateMachine | None = None
+        # The last durable seq, for other threads: the state's own next_seq runs ahead of the
+        # disk while a group is being decided, so it must not be read from outside.
         self.last_seq = -1
 
     # -- lifecycle -----------------------------------------------------------------------------
