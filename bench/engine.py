@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> dict:
         store = RocksEventStore(Path(tmp) / LEDGER, LEDGER, sync=not args.no_sync)
         writer = Writer(store).start()
         try:
-            ids = _fund(writer, args.accounts)
+            ids = fund(writer, args.accounts)
             commands = transfers(ids, args.transfers, args.hot, args.seed)
             batches = [commands[i:i + args.batch] for i in range(0, len(commands), args.batch)]
             latencies, seconds, rejected = _stream(writer, batches, args.in_flight)
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
-def _fund(writer: Writer, count: int) -> list[str]:
+def fund(writer: Writer, count: int) -> list[str]:
     dids = [f"did:bench:{i}" for i in range(count)]
     ids = [account_id_for(LEDGER, did) for did in dids]
     opens = [Command("open_account", f"open-{d}", client="bench", did=d) for d in dids]

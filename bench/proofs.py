@@ -31,7 +31,7 @@ from pathlib import Path
 
 from attestation.sealer import Sealer, SigningKey
 from attestation.store import SealNodeStore, SealStore
-from bench.engine import _fund, transfers
+from bench.engine import fund, transfers
 from bench.stats import percentile
 from ledger.core.commands import Command, Request
 from ledger.eventstore.rocks import RocksEventStore
@@ -118,7 +118,7 @@ def _tree_and_proofs(root: Path, leaves: int, samples: int, rng: random.Random) 
 def _writer(root: Path, accounts: int) -> tuple[RocksEventStore, Writer, list[str]]:
     store = RocksEventStore(root / "events", LEDGER)
     writer = Writer(store).start()
-    return store, writer, _fund(writer, accounts)
+    return store, writer, fund(writer, accounts)
 
 
 def _sealer(root: Path, store: RocksEventStore) -> Sealer:
