@@ -11,6 +11,7 @@ from bench import (
     http,
     pg_baseline,
     proofs,
+    replay,
     shards,
     streaming,
     suite,
@@ -19,7 +20,7 @@ from bench import (
 SCENARIOS = {
     "engine": engine, "http": http, "proofs": proofs, "pg-baseline": pg_baseline,
     "http-distributed": distributed, "shards": shards, "compare": compare, "suite": suite,
-    "streaming": streaming,
+    "streaming": streaming, "replay": replay,
 }
 
 

@@ -51,6 +51,7 @@ def scenarios(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
         ("engine-hot", ["engine", "--hot", *transfers]),
         ("shards", ["shards", *transfers]),
         ("proofs", ["proofs"]),
+        ("replay", ["replay"]),
     ]
 
 
@@ -184,8 +185,50 @@ def _section(results: dict[str, dict], plots: dict[str, str]) -> list[str]:
         lines += [f"| {key} | {value} |" for key, value in sorted(proofs.items())
                   if key not in ("command", "scenario", "wall_seconds", "load_average_before")]
         lines += ["", f"Reproduce: `{_cmd(results, 'proofs')}`.", ""]
+    lines += _replay(results)
     lines += _goals(results)
     return lines
+
+
+def _replay(results: dict[str, dict]) -> list[str]:
+    replay = results.get("replay")
+    if not replay:
+        return []
+    events = f"{replay['events']:,}"
+    rows = [
+        ("full replay from seq 0, hash chain verified (`ledger.replay.replay`)", events,
+         replay["replay_seconds"], f"{replay['replay_events_per_s']:,}"),
+        ("replay + comparison with the live and the stored state (`compare_states`)", events,
+         replay["replay_verified_seconds"], f"{replay['replay_verified_events_per_s']:,}"),
+        (f"writer start-up: open the store + `Writer.recover()` (load "
+         f"{replay['recover_accounts']:,} accounts, re-hash the last "
+         f"{replay['recover_tail_events']:,} events)", "-",
+         round(replay["open_seconds"] + replay["recover_seconds"], 3), "-"),
+    ]
+    if "projector_seconds" in replay:
+        rows.append((f"read-model rebuild from seq 0 (`ledger.projector.rebuild`, "
+                     f"{replay['projector_database']})", f"{replay['projector_events']:,}",
+                     replay["projector_seconds"], f"{replay['projector_events_per_s']:,}"))
+    checks = [name for name in ("recover", "replay_live", "replay_stored", "projector")
+              if f"{name}_differences" in replay]
+    different = sum(replay[f"{name}_differences"] for name in checks)
+    verdict = ("all equal" if different == 0
+               else f"**{different} differences**: {'; '.join(replay['differences'])}")
+    return [
+        "### Replay",
+        "",
+        f"A log of {replay['transfers']:,} transfers among {replay['accounts']:,} accounts "
+        f"({events} events) written by the writer to a fresh RocksDB shard, then rebuilt; "
+        f"1-minute load when it started: {replay.get('load_average_before', '?')}.",
+        "",
+        "| measure | events | seconds | events/s |",
+        "|---|---:|---:|---:|",
+        *(f"| {what} | {count} | {seconds} | {rate} |" for what, count, seconds, rate in rows),
+        "",
+        f"Recovered, replayed, stored and projected states compared: {verdict}. "
+        f"Reproduce: `{_cmd(results, 'replay')}`.",
+        "",
+    ]
 
 
 def _goals(results: dict[str, dict]) -> list[str]:
