@@ -33,9 +33,11 @@ from ledger.core.commands import (
 )
 from ledger.core.events import EVENT_OF_COMMAND
 from ledger.core.state import (
+    BUCKETS,
     FEE_POOL_DID,
     ISSUANCE_DID,
     STATUS_CODES,
+    Account,
     AccountStatus,
     HoldStatus,
     LedgerState,
@@ -43,6 +45,11 @@ from ledger.core.state import (
     apply_event,
     ledger_tag,
 )
+
+try:
+    from ledger.core import _fastpath
+except ImportError:  # not compiled (a source checkout without `make install`): pure Python
+    _fastpath = None
 
 R = ResultCode
 
@@ -72,20 +79,45 @@ _NEEDS_HOLD_ID = frozenset({"release", "cancel_hold"})
 
 
 class Event:
-    """An event decided by the machine: body, canonical bytes, chain hash, and the balance
-    state of each touched account right after it (for the store's as-of index)."""
+    """An event decided by the machine: its seq, canonical bytes and chain hash, and the
+    balance state of each touched account right after it (`(account id, packed snapshot)`
+    pairs, see `pack_snapshot`, for the store's as-of index).
 
-    __slots__ = ("body", "data", "hash", "snapshots")
+    The body dict is what the bytes encode. Events decided by the native fast path carry only
+    the bytes; their body is decoded the first time someone asks for it, which on the write
+    path nobody does."""
 
-    def __init__(self, body: dict[str, Any]) -> None:
-        self.body = body
-        self.data = b""
-        self.hash = b""
-        self.snapshots: list[tuple[str, tuple[int, ...]]] = []
+    __slots__ = ("seq", "_type", "_body", "data", "hash", "snapshots")
+
+    def __init__(
+        self, seq: int, etype: str | None, body: dict[str, Any] | None, data: bytes,
+        chain_hash: bytes, snapshots: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        self.seq = seq
+        self._type = etype
+        self._body = body
+        self.data = data
+        self.hash = chain_hash
+        self.snapshots = [] if snapshots is None else snapshots
 
     @property
-    def seq(self) -> int:
-        return self.body["seq"]
+    def body(self) -> dict[str, Any]:
+        if self._body is None:
+            self._body = canonical.decode(self.data)
+        return self._body
+
+    @property
+    def type(self) -> str:
+        if self._type is None:
+            self._type = self.body["type"]
+        return self._type
+
+
+_SNAPSHOT = struct.Struct(">B5q")
+pack_snapshot = _SNAPSHOT.pack
+"""`pack_snapshot(status code, available, held, bonded, fee, promo)`: an account's balance state
+as the store's as-of index keeps it."""
+unpack_snapshot = _SNAPSHOT.unpack
 
 
 class IdempotencyRecord:
@@ -142,13 +174,13 @@ class GroupOutcome:
         self.events: list[Event] = []
         self.records: dict[bytes, IdempotencyRecord] = {}
 
-    def touched_accounts(self, state: LedgerState) -> dict[str, Any]:
-        ids = {account_id for event in self.events for account_id, _ in event.snapshots}
-        return {account_id: state.accounts[account_id] for account_id in ids}
-
     def touched_holds(self, state: LedgerState) -> dict[str, Any]:
-        ids = {e.body["refs"]["hold_id"] for e in self.events if "hold_id" in e.body["refs"]}
+        ids = {e.body["refs"]["hold_id"] for e in self.events if e.type in HOLD_EVENT_TYPES}
         return {hold_id: state.holds[hold_id] for hold_id in ids}
+
+
+HOLD_EVENT_TYPES = frozenset({"hold", "release", "hold_cancelled", "hold_expired"})
+"""The event types that create or resolve a hold (their refs name it)."""
 
 
 def idempotency_scope(client: str, key: str) -> bytes:
@@ -159,13 +191,30 @@ def idempotency_scope(client: str, key: str) -> bytes:
     return f"{client}\x00{key}".encode("utf-8", "surrogatepass")
 
 
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+
+def seq_named_by(event_id: str, ledger: str) -> int | None:
+    """The seq that an event id of `ledger` names (ids are made by `StateMachine._event_id`),
+    or None when it is not such an id. Whether that event exists is the store's question."""
+    prefix = f"evt_{ledger.lower()}_"
+    digits = event_id[len(prefix):]
+    if not event_id.startswith(prefix) or len(digits) != 20 or not _HEX_DIGITS.issuperset(digits):
+        return None
+    return int(digits[:12], 16)
+
+
 def fingerprint(command: Command) -> bytes:
     return hashlib.blake2b(canonical.encode(command.request_fields()), digest_size=16).digest()
 
 
 class StateMachine:
-    def __init__(self, state: LedgerState) -> None:
+    """`native=False` decides everything in Python, also where the compiled fast path could
+    (the reference the fast path is tested against)."""
+
+    def __init__(self, state: LedgerState, *, native: bool = True) -> None:
         self.state = state
+        self._native = _fastpath if native else None
         # Ids only need to be unique, not secret: a PRNG seeded from the OS is enough and
         # much cheaper per event than a system call.
         self._random = random.Random(os.urandom(16))
@@ -195,7 +244,6 @@ class StateMachine:
                 "tags": ["system"], "safeguarding": safeguarding,
             }
             self._emit(outcome, "account_opened", now, None, "", [], {}, details, {})
-        self._seal(outcome)
         return outcome
 
     def execute(
@@ -216,11 +264,14 @@ class StateMachine:
         for request in requests:
             if request.atomic:
                 outcome.results.append(self._execute_atomic(request.commands, now, known, outcome))
+            elif self._native is not None:
+                outcome.results.append(
+                    self._native.execute_plain(self, request.commands, now, known, outcome)
+                )
             else:
                 outcome.results.append(
                     [self._execute_one(c, now, known, outcome) for c in request.commands]
                 )
-        self._seal(outcome)
         return outcome
 
     # -- orchestration -------------------------------------------------------------------------
@@ -294,7 +345,7 @@ class StateMachine:
                 outcome, etype, now, command.idempotency_key, command.client, legs, refs,
                 details, command.metadata or {},
             )
-            seq = event.body["seq"]
+            seq = event.seq
             result = Result(code, event, False, seq, details.get("account"))
         record = IdempotencyRecord(request_fingerprint, code.value, seq)
         if self.state.journal is None:
@@ -313,34 +364,32 @@ class StateMachine:
         self, outcome: GroupOutcome, etype: str, now: int, key: str | None, client: str,
         legs: list, refs: dict, details: dict, metadata: dict,
     ) -> Event:
+        """Apply one event to the state and seal it into the hash chain at once.
+
+        Sealing here rather than at the end of the group keeps the chain head in step with
+        `next_seq`, so the native fast path can interleave its events with these; an atomic
+        rollback restores the head with the rest of the state."""
         state = self.state
         seq = state.next_seq
+        prev = state.head_hash
         body = {
             "seq": seq, "id": self._event_id(seq), "type": etype,
             "ledger": state.ledger, "ts": now, "client": client, "idempotency_key": key,
             "legs": legs, "refs": refs, "details": details, "metadata": metadata,
-            "prev_hash": "",
+            "prev_hash": prev.hex(),
         }
-        event = Event(body)
+        data = canonical.encode(body)
+        # Inlined `chain.chain_hash`: this runs once per event on the write path.
+        chain_hash = hashlib.sha256(prev + hashlib.sha256(LEAF_PREFIX + data).digest()).digest()
         # Balances dicts keep BUCKETS order, so this is `Account.snapshot()` without the call.
-        event.snapshots = [
-            (a.id, (STATUS_CODES[a.status], *a.balances.values()))
+        snapshots = [
+            (a.id, pack_snapshot(STATUS_CODES[a.status], *a.balances.values()))
             for a in apply_event(state, body)
         ]
+        state.head_hash = chain_hash
+        event = Event(seq, etype, body, data, chain_hash, snapshots)
         outcome.events.append(event)
         return event
-
-    def _seal(self, outcome: GroupOutcome) -> None:
-        """Chain the group's surviving events: fill prev_hash, canonical bytes and hash."""
-        prev = self.state.head_hash
-        encode = canonical.encode
-        sha256 = hashlib.sha256
-        for event in outcome.events:
-            event.body["prev_hash"] = prev.hex()
-            data = event.data = encode(event.body)
-            # Inlined `chain.chain_hash`: this loop runs once per event on the write path.
-            prev = event.hash = sha256(prev + sha256(LEAF_PREFIX + data).digest()).digest()
-        self.state.head_hash = prev
 
     # -- account resolution --------------------------------------------------------------------
 
@@ -608,6 +657,12 @@ _HANDLERS = {
     "promo_burn": StateMachine._promo_burn,
 }
 assert set(_HANDLERS) == set(COMMAND_TYPES) == set(EVENT_OF_COMMAND)
+
+if _fastpath is not None:
+    _fastpath.configure(
+        command=Command, event=Event, result=Result, record=IdempotencyRecord, account=Account,
+        ok=R.ok, blake2b=hashlib.blake2b, buckets=BUCKETS,
+    )
 
 
 def _leg(account: str, bucket: str, amount: int) -> dict[str, Any]:

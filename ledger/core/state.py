@@ -168,7 +168,8 @@ class LedgerState:
     """Accounts and holds of one shard plus the position of its log.
 
     `next_seq`, `head_hash` and `last_ts` describe the log's tail. While `journal` is a list,
-    every change is recorded there so an atomic request can be rolled back (`rollback`).
+    every change is recorded there so an atomic request can be rolled back (`rollback`; the
+    tail itself is saved by `begin`).
     """
 
     def __init__(self, ledger: str) -> None:
@@ -181,7 +182,7 @@ class LedgerState:
         self.last_ts = 0
         self.expiries: list[tuple[int, str]] = []
         self.journal: list[tuple[Any, Any, Any]] | None = None
-        self._saved = (0, 0)
+        self._saved: tuple[int, int, bytes] = (0, 0, self.head_hash)
 
     @property
     def issuance_id(self) -> str:
@@ -224,7 +225,7 @@ class LedgerState:
 
     def begin(self) -> None:
         self.journal = []
-        self._saved = (self.next_seq, self.last_ts)
+        self._saved = (self.next_seq, self.last_ts, self.head_hash)
 
     def commit(self) -> None:
         self.journal = None
@@ -241,7 +242,7 @@ class LedgerState:
             else:
                 setattr(container, key, old)
         self.journal = None
-        self.next_seq, self.last_ts = self._saved
+        self.next_seq, self.last_ts, self.head_hash = self._saved
 
     def set_item(self, container: dict, key: Any, value: Any) -> None:
         if self.journal is not None:

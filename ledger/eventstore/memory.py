@@ -1,9 +1,9 @@
 """The in-memory event store: the port's semantics on lists and dicts, for fast unit tests.
 
 Key invariant: the store keeps copies, never the writer's live objects. Events are kept as
-their canonical bytes, account and hold states as the orjson bytes of their `to_dict()` (the
-RocksDB store's format), so `load()` rebuilds a state from what was stored, exactly as after a
-restart, and a test that passes here cannot lean on shared mutable objects.
+their canonical bytes, account infos and hold states as orjson bytes and balance states as packed
+snapshots (the RocksDB store's formats), so `load()` rebuilds a state from what was stored,
+exactly as after a restart, and a test that passes here cannot lean on shared mutable objects.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from operator import attrgetter
 import orjson
 
 from ledger.core.chain import GENESIS_PREV_HASH, StoredEvent
-from ledger.core.machine import GroupOutcome, IdempotencyRecord
+from ledger.core.machine import GroupOutcome, IdempotencyRecord, seq_named_by, unpack_snapshot
 from ledger.core.state import Account, Hold, LedgerState
 from ledger.eventstore.port import AccountSnapshot, EventStore, EventStoreError
 
@@ -26,13 +26,12 @@ class MemoryEventStore(EventStore):
         self._closed = False
         self._log: list[StoredEvent] = []
         self._ts: list[int] = []  # ts by seq, non-decreasing: bisect answers seq_at_time
-        self._by_id: dict[str, int] = {}
         # Per account, the seqs of the events touching it (ascending) and the snapshots after
         # each of them, as parallel lists for bisect.
         self._account_seqs: dict[str, list[int]] = {}
-        self._account_snapshots: dict[str, list[AccountSnapshot]] = {}
+        self._account_snapshots: dict[str, list[bytes]] = {}
         self._idem: dict[bytes, bytes] = {}
-        self._accounts: dict[str, bytes] = {}
+        self._account_infos: dict[str, bytes] = {}
         self._holds: dict[str, bytes] = {}
         self._head: tuple[int, int, bytes] = (0, 0, GENESIS_PREV_HASH)
 
@@ -45,7 +44,13 @@ class MemoryEventStore(EventStore):
     def load(self) -> LedgerState:
         self._check_open()
         state = LedgerState(self.ledger)
-        accounts = [Account.from_dict(orjson.loads(data)) for data in self._accounts.values()]
+        accounts = [
+            Account.restore(
+                orjson.loads(info), unpack_snapshot(self._account_snapshots[account_id][-1]),
+                self._account_seqs[account_id][-1],
+            )
+            for account_id, info in self._account_infos.items()
+        ]
         for account in sorted(accounts, key=attrgetter("position")):
             state.add_account(account)
         holds = [Hold.from_dict(orjson.loads(data)) for data in self._holds.values()]
@@ -57,24 +62,22 @@ class MemoryEventStore(EventStore):
     def append(self, outcome: GroupOutcome, state: LedgerState) -> None:
         self._check_open()
         events = outcome.events
-        if events and events[0].body["seq"] != len(self._log):
+        if events and events[0].seq != len(self._log):
             raise EventStoreError(
-                f"group starts at seq {events[0].body['seq']} but the log continues at "
-                f"{len(self._log)}"
+                f"group starts at seq {events[0].seq} but the log continues at {len(self._log)}"
             )
         for event in events:
-            body = event.body
-            seq = body["seq"]
+            seq = event.seq
             self._log.append(StoredEvent(seq, event.data, event.hash))
-            self._ts.append(body["ts"])
-            self._by_id[body["id"]] = seq
+            self._ts.append(state.last_ts)  # the group's clock reading, as in every event
             for account_id, snapshot in event.snapshots:
                 self._account_seqs.setdefault(account_id, []).append(seq)
                 self._account_snapshots.setdefault(account_id, []).append(snapshot)
+            if event.type == "account_opened":
+                account = state.accounts[event.body["details"]["account"]]
+                self._account_infos[account.id] = orjson.dumps(account.info())
         for scope, record in outcome.records.items():
             self._idem[scope] = record.pack()
-        for account_id, account in outcome.touched_accounts(state).items():
-            self._accounts[account_id] = orjson.dumps(account.to_dict())
         for hold_id, hold in outcome.touched_holds(state).items():
             self._holds[hold_id] = orjson.dumps(hold.to_dict())
         self._head = (state.next_seq, state.last_ts, state.head_hash)
@@ -105,7 +108,10 @@ class MemoryEventStore(EventStore):
 
     def seq_of_event(self, event_id: str) -> int | None:
         self._check_open()
-        return self._by_id.get(event_id)
+        seq = seq_named_by(event_id, self.ledger)
+        if seq is None or seq >= len(self._log):
+            return None
+        return seq if orjson.loads(self._log[seq].body)["id"] == event_id else None
 
     def account_seqs(
         self, account_id: str, after_seq: int = -1, before_seq: int | None = None,
@@ -122,7 +128,9 @@ class MemoryEventStore(EventStore):
     def account_snapshot_at(self, account_id: str, seq: int) -> AccountSnapshot | None:
         self._check_open()
         index = bisect_right(self._account_seqs.get(account_id, []), seq) - 1
-        return self._account_snapshots[account_id][index] if index >= 0 else None
+        if index < 0:
+            return None
+        return unpack_snapshot(self._account_snapshots[account_id][index])
 
     def seq_at_time(self, ts: int) -> int:
         self._check_open()

@@ -68,29 +68,6 @@ def request_decode(data: bytes) -> tuple[str, str, int, Request]:
 
 # -- replies --------------------------------------------------------------------------------------
 
-class ReceivedEvent(Event):
-    """An event that arrived as stored bytes; its body is parsed only if someone asks."""
-
-    __slots__ = ("_seq", "_body")
-
-    def __init__(self, seq: int, data: bytes, chain_hash: bytes) -> None:
-        self._seq = seq
-        self._body: dict[str, Any] | None = None
-        self.data = data
-        self.hash = chain_hash
-        self.snapshots = []
-
-    @property
-    def body(self) -> dict[str, Any]:
-        if self._body is None:
-            self._body = orjson.loads(self.data)
-        return self._body
-
-    @property
-    def seq(self) -> int:
-        return self._seq
-
-
 def reply_encode(
     request_id: str, results: list[Result], replayed_events: dict[int, StoredEvent],
     last_seq: int,
@@ -136,7 +113,8 @@ def reply_decode(data: bytes) -> tuple[str, int, list[Result] | str]:
         if length >= 0:
             chain_hash = data[offset:offset + _HASH_SIZE]
             offset += _HASH_SIZE
-            event = ReceivedEvent(seq, data[offset:offset + length], chain_hash)
+            # Only the bytes travel; the body is decoded if someone asks for it.
+            event = Event(seq, None, None, data[offset:offset + length], chain_hash)
             offset += length
         results.append(Result(ResultCode(code), event, replayed, seq, account))
     return request_id, last_seq, results

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from rocksdict import Rdict
+from rocksdict import Options, Rdict
 
 from ledger.core.chain import ChainBroken, verify_chain
 from ledger.eventstore.port import EventStore, EventStoreError
@@ -80,6 +80,18 @@ def test_opening_a_store_of_another_ledger_fails(written: Path) -> None:
     with pytest.raises(EventStoreError, match="holds ledger 'EUR', not ledger 'USD'"):
         RocksEventStore(written, "USD")
     RocksEventStore(written, LEDGER).close()  # the failed open released the database
+
+
+def test_a_database_with_families_of_the_older_layout_still_opens(written: Path) -> None:
+    """The layout once had `by_id` and `accounts` families; RocksDB refuses to open a database
+    without naming all of its families, so the store opens them and leaves them alone."""
+    db = Rdict(str(written))
+    db.create_column_family("by_id", Options(raw_mode=True)).close()
+    db.close()
+    store = RocksEventStore(written, LEDGER)
+    replayed, _ = replay(store)
+    assert compare_states(store.load(), replayed) == []
+    store.close()
 
 
 def test_opening_an_unusable_path_fails(tmp_path: Path) -> None:

@@ -20,7 +20,13 @@ import pytest
 from ledger.core.chain import GENESIS_PREV_HASH, verify_chain
 from ledger.core.codes import ResultCode
 from ledger.core.commands import Command, Request
-from ledger.core.machine import Event, GroupOutcome, StateMachine, idempotency_scope
+from ledger.core.machine import (
+    Event,
+    GroupOutcome,
+    StateMachine,
+    idempotency_scope,
+    unpack_snapshot,
+)
 from ledger.core.state import STATUS_CODES, AccountStatus, HoldStatus, account_id_for
 from ledger.eventstore.port import EventStore, EventStoreError
 from ledger.replay import compare_states
@@ -156,7 +162,8 @@ class Workload:
 
 
 def snapshot_of(event: Event, account_id: str) -> tuple[int, ...] | None:
-    return dict(event.snapshots).get(account_id)
+    packed = dict(event.snapshots).get(account_id)
+    return None if packed is None else unpack_snapshot(packed)
 
 
 class EventStoreContract:

@@ -34,7 +34,7 @@ from ledger.core.chain import verify_chain
 from ledger.core.codes import ResultCode
 from ledger.core.commands import Command, Request
 from ledger.core.events import event_accounts
-from ledger.core.machine import idempotency_scope
+from ledger.core.machine import idempotency_scope, unpack_snapshot
 from ledger.core.state import BUCKETS, LedgerState, account_id_for, apply_event
 from tests.unit.core.conftest import SECOND, replay, state_picture, stored
 from tests.unit.core.reference_model import LINKED, SCHEMA_CODES, ReferenceLedger
@@ -343,7 +343,7 @@ def test_random_groups_agree_with_the_reference_model_and_keep_the_invariants(
             # The store's as-of index: each touched account's state right after the event.
             assert [i for i, _ in event.snapshots] == event_accounts(body)
             for account_id, snapshot in event.snapshots:
-                assert replica.accounts[account_id].snapshot() == snapshot
+                assert replica.accounts[account_id].snapshot() == unpack_snapshot(snapshot)
         assert state_picture(replica) == state_picture(book.state)
         # The same keys are recorded, with the same first outcomes.
         assert {scope: (r.code, r.seq) for scope, r in book.known.items()} == {
