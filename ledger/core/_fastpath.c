@@ -103,6 +103,21 @@ bind_slots(SlotClass *cls, PyObject *type)
     return 0;
 }
 
+/*
+ * Objects made here hold only strings, bytes, ints and each other in one direction (a result
+ * its event, an event its snapshots), so they can never be part of a reference cycle and
+ * reference counting frees them all. Keeping them out of the cyclic collector matters: a group
+ * leaves tens of thousands of them alive when collection resumes, and each collection would
+ * scan them all again (measured: an eighth of the writer's time).
+ */
+static PyObject *
+acyclic(PyObject *obj)
+{
+    if (obj != NULL && PyObject_IS_GC(obj))
+        PyObject_GC_UnTrack(obj);
+    return obj;
+}
+
 /* A new instance with every slot set (steals nothing; values are new references taken here). */
 static PyObject *
 new_instance(SlotClass *cls, PyObject *const *values)
@@ -112,7 +127,7 @@ new_instance(SlotClass *cls, PyObject *const *values)
         return NULL;
     for (int i = 0; i < cls->count; i++)
         SLOT(obj, *cls, i) = Py_NewRef(values[i]);
-    return obj;
+    return acyclic(obj);
 }
 
 static int
@@ -537,8 +552,13 @@ try_transfer(Group *g, PyObject *command)
         Py_XDECREF(source_snapshot);
         goto fail;
     }
-    snapshots = Py_BuildValue("[(ON)(ON)]", SLOT(source, Account, A_ID), source_snapshot,
-                              SLOT(target, Account, A_ID), target_snapshot);
+    snapshots = acyclic(Py_BuildValue("[(ON)(ON)]", SLOT(source, Account, A_ID),
+                                      source_snapshot, SLOT(target, Account, A_ID),
+                                      target_snapshot));
+    if (snapshots != NULL) {
+        acyclic(PyList_GET_ITEM(snapshots, 0));
+        acyclic(PyList_GET_ITEM(snapshots, 1));
+    }
     data = PyBytes_FromStringAndSize(b->data + 1, b->size - 1);
     chain_hash = PyBytes_FromStringAndSize((const char *)g->head, 32);
     if (snapshots == NULL || data == NULL || chain_hash == NULL)
