@@ -219,11 +219,12 @@ class FollowerRegistry:
 
     def __init__(
         self, root: Path, secondary_root: Path, head_source: Callable[[str], int], *,
-        create_wait_seconds: float = 10.0,
+        writer_alive: Callable[[str], bool] | None = None, create_wait_seconds: float = 10.0,
     ) -> None:
         self.root = Path(root)
         self.secondary_root = Path(secondary_root)
         self.head_source = head_source
+        self.writer_alive = writer_alive
         self.create_wait_seconds = create_wait_seconds
         self._shards: dict[str, Shard] = {}
         self._secondaries: list[Path] = []
@@ -247,12 +248,14 @@ class FollowerRegistry:
             return shard
 
     def create(self, code: str) -> Shard:
-        """The shard of `code` once its writer process has created it. Only a writer creates
-        shards; this waits a little for one that is starting, then gives up."""
+        """The shard of `code` once its writer process has created it and serves it (with
+        `writer_alive`: its heartbeat), so commands sent next find the writer. Only a writer
+        creates shards (`ledger_writers` starts one for each newly registered ledger); this
+        waits a little for one that is starting, then gives up."""
         if not valid_ledger_code(code):
             raise ValueError(f"invalid ledger code {code!r}")
         deadline = time.monotonic() + self.create_wait_seconds
-        while not shard_exists(self.root, code):
+        while not (shard_exists(self.root, code) and self._serving(code)):
             if time.monotonic() > deadline:
                 from ledger.bus import WriterUnavailable
 
@@ -262,6 +265,14 @@ class FollowerRegistry:
                 )
             time.sleep(0.1)
         return self.get(code)
+
+    def _serving(self, code: str) -> bool:
+        if self.writer_alive is None:
+            return True
+        try:
+            return self.writer_alive(code)
+        except Exception:
+            return False  # Redis unreachable: not known to serve
 
     def close(self) -> None:
         with self._lock:

@@ -10,6 +10,7 @@ from ledger.api.execution import shard_get
 from ledger.api.responses import with_errors
 from ledger.api.schemas import LedgerDetailOut, LedgerIn, LedgerOut
 from ledger.models import Ledger
+from ledger.writer import WriterError
 
 router = Router(tags=["ledgers"])
 
@@ -40,4 +41,11 @@ def ledger_create(request: HttpRequest, payload: LedgerIn):
         raise ApiError(422, exc.code, str(exc)) from None
     except services.LedgerConflict as exc:
         raise ApiError(409, exc.code, str(exc)) from None
+    except WriterError:
+        # Distributed mode: registered, but no writer served the new ledger in time (its
+        # writer starts from `ledger_writers`); it takes commands once one does.
+        raise ApiError(
+            503, "ledger_unavailable",
+            "the ledger is registered but its writer is not serving yet; retry later",
+        ) from None
     return Status(201 if created else 200, ledger)

@@ -80,6 +80,17 @@ def head_reader(url: str):
     return read_head
 
 
+def writer_alive_reader(url: str):
+    """`ledger -> whether its writer's heartbeat is current`, for `FollowerRegistry.create`;
+    raises when Redis is unreachable."""
+    connection = redis_client(url, timeout_seconds=1.0)
+
+    def writer_alive(ledger: str) -> bool:
+        return bool(connection.exists(keys.writer_heartbeat(ledger)))
+
+    return writer_alive
+
+
 class RedisBus(CommandBus):
     """Client side of the Redis bus; one per process (it owns a dispatcher thread)."""
 
