@@ -12,6 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.services import (  # noqa: F401  (fixtures: real Redis and PostgreSQL)
+    postgres_server,
+    postgres_url,
+    redis_server,
+    redis_url,
+)
+
 TESTS_DIR = Path(__file__).resolve().parent
 DATA_DIR = Path(tempfile.mkdtemp(prefix="ledgerfs-pytest-")).resolve()
 

@@ -17,7 +17,7 @@ from ledger.core.commands import MAX_AMOUNT, Command, Request
 from ledger.core.state import account_id_for
 from ledger.shards import ShardRegistry
 from ledger.writer import WriterError, WriterStopped
-from tests.integration.distributed_services import wait_for
+from tests.support.services import wait_for
 
 R = ResultCode
 LEDGER = "EUR"

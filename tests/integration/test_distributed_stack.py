@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from ledger.core.state import account_id_for
-from tests.integration.distributed_services import (
+from tests.support.services import (
     Api,
     WebProcess,
     WriterProcess,

@@ -28,7 +28,7 @@ from ledger.eventstore.rocks import RocksEventStore
 from ledger.replay import compare_states, replay
 from ledger.transport.redis_bus import HEARTBEAT_TTL_MS
 from ledger.writer import WriterError
-from tests.integration.distributed_services import WriterProcess, service_env, wait_for
+from tests.support.services import WriterProcess, service_env, wait_for
 
 ACCOUNTS = 40
 CLIENTS = 4

@@ -7,7 +7,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from tests.integration.distributed_services import manage, service_env
+from tests.support.services import manage, service_env
 
 
 def test_migrations_are_complete_on_postgres(postgres_url, tmp_path):

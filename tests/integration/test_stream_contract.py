@@ -17,7 +17,7 @@ from ledger.core.state import account_id_for
 from ledger.eventstore.rocks import RocksEventStore
 from ledger.stream import InProcessEventStream, StreamConsumer, StreamPublisher
 from ledger.writer import Writer
-from tests.integration.distributed_services import wait_for
+from tests.support.services import wait_for
 
 LEDGER = "EUR"
 

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 import websockets
 
-from tests.integration.distributed_services import (
+from tests.support.services import (
     ROOT,
     Api,
     WebProcess,

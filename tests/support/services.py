@@ -7,8 +7,9 @@ LedgerFS processes (writers, web) started as subprocesses.
 - PostgreSQL: the server named by DATABASE_URL, else the one on 127.0.0.1:5432, else a
   throwaway cluster made with initdb/pg_ctl. Each test module gets its own fresh database.
 
-`tests/integration/conftest.py` makes the fixtures available to every integration test; the
-process helpers are imported from `tests.integration.distributed_services`.
+`tests/conftest.py` makes the fixtures available to every test; the process helpers are
+imported from `tests.support.services`. `tests.support.servers` starts whole servers (embedded
+or distributed) from these pieces.
 """
 
 from __future__ import annotations
@@ -162,21 +163,31 @@ def database_url(server_url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
+def database_create(server_url: str, data_dir: Path) -> str:
+    """A new database on the server, migrated; its URL. `database_drop` removes it."""
+    name = f"ledgerfs_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    url = database_url(server_url, name)
+    manage("migrate", "--noinput", env=service_env(url, None, data_dir), timeout=120)
+    return url
+
+
+def database_drop(server_url: str, url: str) -> None:
+    name = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(server_url, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="module")
 def postgres_url(
     postgres_server: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """A fresh database for each test module, migrated, dropped at the end: modules create
     the same ledgers, so they must not see each other's read models."""
-    name = f"ledgerfs_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_server, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    url = database_url(postgres_server, name)
-    manage("migrate", "--noinput", env=service_env(url, None, tmp_path_factory.mktemp("migrate")),
-           timeout=120)
+    url = database_create(postgres_server, tmp_path_factory.mktemp("migrate"))
     yield url
-    with psycopg.connect(postgres_server, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    database_drop(postgres_server, url)
 
 
 # -- LedgerFS processes ---------------------------------------------------------------------------
@@ -252,12 +263,15 @@ class WriterProcess:
 
 
 class WebProcess:
-    """uvicorn with several workers in distributed mode, on a free port."""
+    """uvicorn (`config.asgi`) on a free port: several workers in distributed mode, one
+    (`make run`'s process) in embedded mode."""
 
-    def __init__(self, env: dict, log_path: Path, workers: int = 2) -> None:
+    def __init__(self, env: dict, log_path: Path, workers: int = 2, *,
+                 access_log: bool = False) -> None:
         self.env = env
         self.log_path = log_path
         self.workers = workers
+        self.access_log = access_log
         self.port = free_port()
         self.process: subprocess.Popen | None = None
 
@@ -265,7 +279,9 @@ class WebProcess:
         log = self.log_path.open("a")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
-             "--port", str(self.port), "--workers", str(self.workers), "--no-access-log"],
+             "--port", str(self.port), "--workers", str(self.workers),
+             "--http", "config.uvicorn_http:NoDelayHTTPProtocol",
+             *([] if self.access_log else ["--no-access-log"])],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
         log.close()
