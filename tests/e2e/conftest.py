@@ -1,73 +1,28 @@
-"""A real LedgerFS web process (uvicorn + ASGI) on a free port, with its own data directory."""
+"""Live LedgerFS servers (`tests.support.servers`) for the end-to-end tests.
 
-import os
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
+`api_server` runs every test that uses it twice, once per mode (test ids end in `[embedded]`
+and `[distributed]`): the API contract holds in both. One server per module and mode.
+"""
+
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.support.processes import free_port
-
-REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT_SECONDS = 30
-
-
-def _wait_until_serving(url: str, server: subprocess.Popen, log_path: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"server exited with {server.returncode}:\n{log_path.read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.1)
-    pytest.fail(f"server not serving {url} after {START_TIMEOUT_SECONDS}s:\n{log_path.read_text()}")
+from tests.support.servers import MODES, LiveServer
 
 
 @pytest.fixture(scope="session")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    data_dir = tmp_path_factory.mktemp("server-data")
-    environment = {**os.environ, "LEDGERFS_DATA_DIR": str(data_dir)}
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput"],
-        cwd=REPOSITORY_ROOT,
-        env=environment,
-        check=True,
-        capture_output=True,
-    )
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = data_dir / "server.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "config.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            cwd=REPOSITORY_ROOT,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_until_serving(f"{url}/admin/login/", server, log_path)
-        yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    """The web process as `make run` starts it (embedded mode)."""
+    with LiveServer(tmp_path_factory.mktemp("server")) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="module", params=MODES)
+def api_server(request: pytest.FixtureRequest,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    mode = request.param
+    postgres = request.getfixturevalue("postgres_server") if mode == "distributed" else None
+    directory = tmp_path_factory.mktemp(f"{request.module.__name__.rpartition('.')[2]}-{mode}")
+    with LiveServer(directory, mode, postgres_server=postgres) as server:
+        yield server

@@ -10,7 +10,8 @@ import time
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.e2e.live_server import ROOT, LiveServer
+from tests.support.servers import LiveServer
+from tests.support.services import ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

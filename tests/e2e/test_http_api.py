@@ -1,8 +1,10 @@
-"""The ledger API over real HTTP against the real server process (uvicorn, background projector,
-RocksDB shard): the integrator's whole journey, then the refusals.
+"""The ledger API over real HTTP against the real server processes: the integrator's whole
+journey, then the refusals. Twice: embedded (one uvicorn process: writer threads, background
+projector, RocksDB shard) and distributed (PostgreSQL, Redis bus, a writer process per ledger,
+two uvicorn workers); see `api_server` in conftest.py.
 
-The tests of this module share one server and one ledger and run in file order; each builds
-on what the previous left (that is the journey).
+The tests of this module share one server and one ledger per mode and run in file order; each
+builds on what the previous left (that is the journey).
 """
 
 from __future__ import annotations
@@ -14,17 +16,18 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from tests.e2e.http_api_server import LiveServer, live_server
+from tests.support.servers import LiveServer
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    yield from live_server(tmp_path_factory.mktemp("http-api"))
+def server(api_server: LiveServer) -> LiveServer:
+    return api_server
 
 
 @pytest.fixture(scope="module")
-def api(server: LiveServer) -> httpx.Client:
-    return server.client(server.api_key("integrator", "read,write,admin"))
+def api(server: LiveServer) -> Iterator[httpx.Client]:
+    with server.client(server.api_key("integrator", "read,write,admin")) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")

@@ -7,19 +7,19 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.e2e.http_api_server import LiveServer, live_server
+from tests.support.servers import LiveServer
 
 KEY_PLACEHOLDER = "YOUR_API_KEY"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    yield from live_server(tmp_path_factory.mktemp("skill"))
+def server(api_server: LiveServer) -> LiveServer:
+    """Embedded, then distributed (conftest.py)."""
+    return api_server
 
 
 def test_the_guides_examples_run_against_a_live_server(server: LiveServer) -> None:

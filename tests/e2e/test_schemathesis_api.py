@@ -12,12 +12,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.http_api_server import LiveServer, live_server
+from tests.support.servers import LiveServer
 
 MAX_EXAMPLES = 30
 TIMEOUT_SECONDS = 300
@@ -26,8 +25,9 @@ CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conform
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    yield from live_server(tmp_path_factory.mktemp("schemathesis"))
+def server(api_server: LiveServer) -> LiveServer:
+    """Embedded, then distributed (conftest.py)."""
+    return api_server
 
 
 def _seed(server: LiveServer, key: str) -> None:

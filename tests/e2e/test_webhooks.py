@@ -15,7 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.e2e.live_server import ROOT, LiveServer, PrivateRedis, wait_for
+from tests.support.servers import LiveServer
+from tests.support.services import ROOT, wait_for
 
 LEDGER = "EUR"
 SECRET = "whsec_test-receiver-secret-0123456789"
@@ -83,8 +84,7 @@ class Receiver:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     directory = tmp_path_factory.mktemp("webhooks")
-    redis = PrivateRedis(directory)
-    server = LiveServer(directory, REDIS_URL=redis.url,
+    server = LiveServer(directory, redis=True,
                         LEDGERFS_WEBHOOK_ALLOW_PRIVATE_TARGETS="1",
                         LEDGERFS_WEBHOOK_BACKOFF_MS=str(BACKOFF_MS),
                         LEDGERFS_WEBHOOK_MAX_ATTEMPTS="5")
@@ -106,7 +106,6 @@ def stack(tmp_path_factory):
             worker.terminate()
             worker.wait(15)
         server.stop()
-        redis.stop()
 
 
 def test_signed_deliveries_in_order_with_retries_through_a_celery_worker(stack):

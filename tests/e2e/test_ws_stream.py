@@ -14,7 +14,7 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
-from tests.e2e.live_server import LiveServer
+from tests.support.servers import LiveServer
 
 LEDGER = "EUR"
 
