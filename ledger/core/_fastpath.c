@@ -23,7 +23,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
-#include <openssl/sha.h>
+#include <openssl/evp.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -70,10 +70,8 @@ static SlotClass Record = {NULL, record_offsets, record_slots, I_COUNT};
 static SlotClass Account = {NULL, account_offsets, account_slots, A_COUNT};
 
 static PyObject *ok_code;       /* ResultCode.ok */
-static PyObject *blake2b;       /* hashlib.blake2b */
 static PyObject *bucket_names[BUCKET_COUNT];
-static PyObject *str_transfer, *str_available, *str_open, *str_user, *str_digest, *kw_digest_size, *int_16, *int_32,
-    *int_zero;
+static PyObject *str_transfer, *str_available, *str_open, *str_user, *int_32, *int_zero;
 
 /* Borrowed reference to a slot's value (NULL when unset). */
 #define SLOT(obj, cls, i) (*(PyObject **)((char *)(obj) + (cls).offsets[i]))
@@ -180,11 +178,16 @@ put_string(Buffer *b, const char *text, Py_ssize_t length)
         return -1;
     char *out = b->data + b->size;
     *out++ = '"';
-    for (Py_ssize_t i = 0; i < length; i++) {
-        char c = text[i];
-        if (c == '"' || c == '\\')
-            *out++ = '\\';
-        *out++ = c;
+    if (memchr(text, '"', length) == NULL && memchr(text, '\\', length) == NULL) {
+        memcpy(out, text, length);  /* the usual case: nothing to escape */
+        out += length;
+    } else {
+        for (Py_ssize_t i = 0; i < length; i++) {
+            char c = text[i];
+            if (c == '"' || c == '\\')
+                *out++ = '\\';
+            *out++ = c;
+        }
     }
     *out++ = '"';
     b->size = out - b->data;
@@ -224,6 +227,126 @@ write_hex(char *out, unsigned long long value, int width)
         out[i] = hex_digits[value & 0xf];
         value >>= 4;
     }
+}
+
+/* -- BLAKE2b (RFC 7693), unkeyed, for 16-byte request fingerprints ------------------------ */
+
+/* Calling hashlib from here cost more than everything else a transfer does in C; the function
+ * is small. Only what `hashlib.blake2b(data, digest_size=16)` computes: no key, salt or
+ * personalisation, sequential mode. */
+
+static const uint64_t blake2b_iv[8] = {
+    0x6a09e667f3bcc908ULL, 0xbb67ae8584caa73bULL, 0x3c6ef372fe94f82bULL, 0xa54ff53a5f1d36f1ULL,
+    0x510e527fade682d1ULL, 0x9b05688c2b3e6c1fULL, 0x1f83d9abfb41bd6bULL, 0x5be0cd19137e2179ULL};
+
+static const uint8_t blake2b_sigma[12][16] = {
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+    {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
+    {11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4},
+    {7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8},
+    {9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13},
+    {2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9},
+    {12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11},
+    {13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10},
+    {6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5},
+    {10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0},
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+    {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3}};
+
+static inline uint64_t
+rotr64(uint64_t x, int n)
+{
+    return (x >> n) | (x << (64 - n));
+}
+
+static inline uint64_t
+load64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+#define BLAKE2B_G(a, b, c, d, x, y)     \
+    do {                                \
+        a = a + b + (x);                \
+        d = rotr64(d ^ a, 32);          \
+        c = c + d;                      \
+        b = rotr64(b ^ c, 24);          \
+        a = a + b + (y);                \
+        d = rotr64(d ^ a, 16);          \
+        c = c + d;                      \
+        b = rotr64(b ^ c, 63);          \
+    } while (0)
+
+static void
+blake2b_compress(uint64_t h[8], const unsigned char block[128], uint64_t counter, int last)
+{
+    uint64_t m[16], v[16];
+    for (int i = 0; i < 16; i++)
+        m[i] = load64(block + 8 * i);
+    for (int i = 0; i < 8; i++) {
+        v[i] = h[i];
+        v[i + 8] = blake2b_iv[i];
+    }
+    v[12] ^= counter;  /* the high word of the 128-bit counter stays 0 below 2**64 bytes */
+    if (last)
+        v[14] = ~v[14];
+    for (int r = 0; r < 12; r++) {
+        const uint8_t *s = blake2b_sigma[r];
+        BLAKE2B_G(v[0], v[4], v[8], v[12], m[s[0]], m[s[1]]);
+        BLAKE2B_G(v[1], v[5], v[9], v[13], m[s[2]], m[s[3]]);
+        BLAKE2B_G(v[2], v[6], v[10], v[14], m[s[4]], m[s[5]]);
+        BLAKE2B_G(v[3], v[7], v[11], v[15], m[s[6]], m[s[7]]);
+        BLAKE2B_G(v[0], v[5], v[10], v[15], m[s[8]], m[s[9]]);
+        BLAKE2B_G(v[1], v[6], v[11], v[12], m[s[10]], m[s[11]]);
+        BLAKE2B_G(v[2], v[7], v[8], v[13], m[s[12]], m[s[13]]);
+        BLAKE2B_G(v[3], v[4], v[9], v[14], m[s[14]], m[s[15]]);
+    }
+    for (int i = 0; i < 8; i++)
+        h[i] ^= v[i] ^ v[i + 8];
+}
+
+#define FINGERPRINT_SIZE 16
+
+static void
+blake2b_16(const unsigned char *data, Py_ssize_t length, unsigned char out[FINGERPRINT_SIZE])
+{
+    uint64_t h[8];
+    memcpy(h, blake2b_iv, sizeof h);
+    h[0] ^= 0x01010000ULL | FINGERPRINT_SIZE;  /* depth 1, fanout 1, no key, digest length */
+    uint64_t counter = 0;
+    while (length > 128) {
+        counter += 128;
+        blake2b_compress(h, data, counter, 0);
+        data += 128;
+        length -= 128;
+    }
+    unsigned char block[128] = {0};
+    memcpy(block, data, length);
+    blake2b_compress(h, block, counter + length, 1);
+    for (int i = 0; i < FINGERPRINT_SIZE; i++)
+        out[i] = (unsigned char)(h[i / 8] >> (8 * (i % 8)));
+}
+
+/* -- SHA-256 ------------------------------------------------------------------------------ */
+
+/* OpenSSL's one-shot SHA256() looks the algorithm up on every call, which cost more than the
+ * hashing; the digest is fetched once and one context is reused. */
+static EVP_MD *sha256_md;
+static EVP_MD_CTX *sha256_ctx;
+
+static int
+sha256(const unsigned char *data, size_t length, unsigned char out[32])
+{
+    if (EVP_DigestInit_ex(sha256_ctx, sha256_md, NULL) != 1 ||
+        EVP_DigestUpdate(sha256_ctx, data, length) != 1 ||
+        EVP_DigestFinal_ex(sha256_ctx, out, NULL) != 1) {
+        PyErr_SetString(PyExc_RuntimeError, "OpenSSL SHA-256 failed");
+        return -1;
+    }
+    return 0;
 }
 
 /* -- field checks --------------------------------------------------------------------------- */
@@ -394,17 +517,9 @@ request_fingerprint(Group *g, const char *from, Py_ssize_t from_length, const ch
     if (PUT_LITERAL(b, ",null,null,null,null,") < 0 ||
         (metadata_empty_dict ? PUT_LITERAL(b, "{}]") : PUT_LITERAL(b, "null]")) < 0)
         return NULL;
-    PyObject *data = PyBytes_FromStringAndSize(b->data, b->size);
-    if (data == NULL)
-        return NULL;
-    PyObject *args[2] = {data, int_16};
-    PyObject *hasher = PyObject_Vectorcall(blake2b, args, 1, kw_digest_size);
-    Py_DECREF(data);
-    if (hasher == NULL)
-        return NULL;
-    PyObject *digest = PyObject_CallMethodNoArgs(hasher, str_digest);
-    Py_DECREF(hasher);
-    return digest;
+    unsigned char digest[FINGERPRINT_SIZE];
+    blake2b_16((const unsigned char *)b->data, b->size, digest);
+    return PyBytes_FromStringAndSize((const char *)digest, FINGERPRINT_SIZE);
 }
 
 /*
@@ -530,8 +645,12 @@ try_transfer(Group *g, PyObject *command)
     }
     unsigned char chained[64];
     memcpy(chained, g->head, 32);
-    SHA256((const unsigned char *)b->data, b->size, chained + 32);
-    SHA256(chained, 64, g->head);
+    if (sha256((const unsigned char *)b->data, b->size, chained + 32) < 0 ||
+        sha256(chained, 64, g->head) < 0) {
+        Py_DECREF(fingerprint);
+        Py_DECREF(scope);
+        return NULL;
+    }
 
     /* Apply: the two balances and both accounts' last seq, then their snapshots. */
     PyObject *seq_object = PyLong_FromLongLong(seq);
@@ -552,13 +671,20 @@ try_transfer(Group *g, PyObject *command)
         Py_XDECREF(source_snapshot);
         goto fail;
     }
-    snapshots = acyclic(Py_BuildValue("[(ON)(ON)]", SLOT(source, Account, A_ID),
-                                      source_snapshot, SLOT(target, Account, A_ID),
-                                      target_snapshot));
-    if (snapshots != NULL) {
-        acyclic(PyList_GET_ITEM(snapshots, 0));
-        acyclic(PyList_GET_ITEM(snapshots, 1));
+    PyObject *source_pair =
+        acyclic(PyTuple_Pack(2, SLOT(source, Account, A_ID), source_snapshot));
+    PyObject *target_pair =
+        acyclic(PyTuple_Pack(2, SLOT(target, Account, A_ID), target_snapshot));
+    Py_DECREF(source_snapshot);
+    Py_DECREF(target_snapshot);
+    snapshots = source_pair && target_pair ? acyclic(PyList_New(2)) : NULL;
+    if (snapshots == NULL) {
+        Py_XDECREF(source_pair);
+        Py_XDECREF(target_pair);
+        goto fail;
     }
+    PyList_SET_ITEM(snapshots, 0, source_pair);
+    PyList_SET_ITEM(snapshots, 1, target_pair);
     data = PyBytes_FromStringAndSize(b->data + 1, b->size - 1);
     chain_hash = PyBytes_FromStringAndSize((const char *)g->head, 32);
     if (snapshots == NULL || data == NULL || chain_hash == NULL)
@@ -688,10 +814,10 @@ static PyObject *
 configure(PyObject *module, PyObject *args, PyObject *kwargs)
 {
     static char *keywords[] = {"command", "event", "result", "record", "account", "ok",
-                               "blake2b", "buckets", NULL};
-    PyObject *command, *event, *result, *record, *account, *ok, *hasher, *buckets;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$OOOOOOOO:configure", keywords, &command,
-                                     &event, &result, &record, &account, &ok, &hasher, &buckets))
+                               "buckets", NULL};
+    PyObject *command, *event, *result, *record, *account, *ok, *buckets;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$OOOOOOO:configure", keywords, &command,
+                                     &event, &result, &record, &account, &ok, &buckets))
         return NULL;
     if (!PyTuple_Check(buckets) || PyTuple_GET_SIZE(buckets) != BUCKET_COUNT) {
         PyErr_SetString(PyExc_TypeError, "buckets must be a tuple of the five bucket names");
@@ -704,7 +830,6 @@ configure(PyObject *module, PyObject *args, PyObject *kwargs)
     for (int i = 0; i < BUCKET_COUNT; i++)
         Py_XSETREF(bucket_names[i], Py_NewRef(PyTuple_GET_ITEM(buckets, i)));
     Py_XSETREF(ok_code, Py_NewRef(ok));
-    Py_XSETREF(blake2b, Py_NewRef(hasher));
     Py_RETURN_NONE;
 }
 
@@ -714,7 +839,7 @@ static PyMethodDef methods[] = {
      "Execute a non-atomic request's commands in order: plain transfers natively, every other\n"
      "command through machine._execute_one."},
     {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
-     "configure(*, command, event, result, record, account, ok, blake2b, buckets)\n\n"
+     "configure(*, command, event, result, record, account, ok, buckets)\n\n"
      "Bind the classes whose slots the fast path reads and writes."},
     {NULL, NULL, 0, NULL},
 };
@@ -731,14 +856,16 @@ PyInit__fastpath(void)
     str_available = PyUnicode_InternFromString("available");
     str_open = PyUnicode_InternFromString("open");
     str_user = PyUnicode_InternFromString("user");
-    str_digest = PyUnicode_InternFromString("digest");
-    kw_digest_size = Py_BuildValue("(s)", "digest_size");
-    int_16 = PyLong_FromLong(16);
     int_32 = PyLong_FromLong(32);
     int_zero = PyLong_FromLong(0);
     if (str_transfer == NULL || str_available == NULL || str_open == NULL || str_user == NULL ||
-        str_digest == NULL ||
-        kw_digest_size == NULL || int_16 == NULL || int_32 == NULL || int_zero == NULL)
+        int_32 == NULL || int_zero == NULL)
         return NULL;
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    sha256_ctx = EVP_MD_CTX_new();
+    if (sha256_md == NULL || sha256_ctx == NULL) {
+        PyErr_SetString(PyExc_ImportError, "OpenSSL has no SHA-256");
+        return NULL;
+    }
     return PyModule_Create(&module_def);
 }

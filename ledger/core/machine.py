@@ -661,7 +661,7 @@ assert set(_HANDLERS) == set(COMMAND_TYPES) == set(EVENT_OF_COMMAND)
 if _fastpath is not None:
     _fastpath.configure(
         command=Command, event=Event, result=Result, record=IdempotencyRecord, account=Account,
-        ok=R.ok, blake2b=hashlib.blake2b, buckets=BUCKETS,
+        ok=R.ok, buckets=BUCKETS,
     )
 
 
