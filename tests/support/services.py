@@ -169,7 +169,11 @@ def database_create(server_url: str, data_dir: Path) -> str:
     with psycopg.connect(server_url, autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{name}"')
     url = database_url(server_url, name)
-    manage("migrate", "--noinput", env=service_env(url, None, data_dir), timeout=120)
+    try:
+        manage("migrate", "--noinput", env=service_env(url, None, data_dir), timeout=120)
+    except BaseException:
+        database_drop(server_url, url)
+        raise
     return url
 
 
