@@ -216,10 +216,11 @@ def test_the_projector_catches_up_after_postgres_connections_are_cut(
     load.fund()
     load.start()
     name = postgres_url.rsplit("/", 1)[1]
+    cut = 0
     with psycopg.connect(postgres_server, autocommit=True) as admin:
         for _ in range(5):
             load.wait_for_acks(len(load.acked) + 400)
-            cut = admin.execute(
+            cut += admin.execute(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                 "WHERE datname = %s AND pid <> pg_backend_pid()", [name]
             ).fetchone()[0]
