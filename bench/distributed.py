@@ -109,7 +109,9 @@ class Stack:
         process = self._start(
             [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
              "--port", str(self.port), "--workers", str(web_workers), "--no-access-log",
-             "--log-level", "warning"], log)
+             "--log-level", "warning",
+             # As the Procfile: TCP_NODELAY, which uvicorn's --workers loses otherwise.
+             "--http", "config.uvicorn_http:NoDelayHTTPProtocol"], log)
         _wait(lambda: Client(self.port, self.key).call("GET", "/api/v1/ledgers")[0] == 200,
               "the web process", process, log)
 
