@@ -1,8 +1,8 @@
 """Rebuild a shard's state from its log, check the log's hash chain, and compare states.
 
-Key invariant: `replay` trusts nothing but the stored event bytes and chain hashes. It verifies
-the chain (with `verify_chain`, the auditor's own check) before applying a single event, and it
-applies the bodies with the same `apply_event` the writer used, so the replayed state equals the
+Key invariant: `replay` trusts nothing but the stored event bytes and chain hashes. It applies
+no event before the chain up to it is verified (`chain.verified`, the auditor's own check), and
+it applies the bodies with the same `apply_event` the writer used, so the replayed state equals the
 stored current state unless the log or that state is damaged. The nightly replay job reports the
 difference with `compare_states`; the writer runs `verify_tail` before it appends again.
 
@@ -15,9 +15,7 @@ from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import Any
 
-import orjson
-
-from ledger.core.chain import GENESIS_PREV_HASH, ChainBroken, verify_chain
+from ledger.core.chain import GENESIS_PREV_HASH, ChainBroken, verified, verify_chain
 from ledger.core.state import BUCKETS, Account, Hold, LedgerState, apply_event
 from ledger.eventstore.port import EventStore
 
@@ -40,10 +38,10 @@ def replay(store: EventStore, up_to_seq: int | None = None) -> tuple[LedgerState
     prev_hash = GENESIS_PREV_HASH
     events = store.read(limit=last_seq + 1)
     while chunk := list(islice(events, _CHUNK)):
-        checked, prev_hash = verify_chain(chunk, prev_hash, count)
-        for event in chunk:
-            apply_event(state, orjson.loads(event.body))
-        count += checked
+        for event, body, _ in verified(chunk, prev_hash, count):
+            apply_event(state, body)
+            prev_hash = event.hash
+            count += 1
     _check_reached(count, prev_hash, last_seq, head_hash if last_seq == head_seq else None)
     state.head_hash = prev_hash
     return state, count

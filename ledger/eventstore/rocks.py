@@ -251,16 +251,12 @@ class RocksEventStore(EventStore):
 
     def _read_chunk(self, seq: int, count: int) -> list[StoredEvent]:
         self._check_open()
-        it = self._log.iter()
-        it.seek(_SEQ.pack(seq))
         chunk = []
         unpack_seq = _SEQ.unpack
-        while it.valid() and len(chunk) < count:
-            value = it.value()
-            chunk.append(
-                StoredEvent(unpack_seq(it.key())[0], value[HASH_SIZE:], value[:HASH_SIZE])
-            )
-            it.next()
+        for key, value in self._log.items(from_key=_SEQ.pack(seq)):
+            chunk.append(StoredEvent(unpack_seq(key)[0], value[HASH_SIZE:], value[:HASH_SIZE]))
+            if len(chunk) == count:
+                break
         return chunk
 
     def get(self, seq: int) -> StoredEvent | None:
