@@ -43,6 +43,7 @@ _HOLD_UPDATE_FIELDS = ["status", "captured", "resolved_seq"]
 def project(ledger: Ledger, store: EventStore, *, limit: int = BATCH_EVENTS) -> int:
     """Apply up to `limit` events after the ledger's cursor; returns how many were applied."""
     with transaction.atomic():
+        _commit_without_flush()
         cursor, _ = ProjectionCursor.objects.select_for_update().get_or_create(ledger=ledger)
         stored = list(store.read(cursor.last_seq, limit))
         if not stored:
@@ -52,6 +53,18 @@ def project(ledger: Ledger, store: EventStore, *, limit: int = BATCH_EVENTS) -> 
         cursor.last_seq = stored[-1].seq
         cursor.save(update_fields=["last_seq", "updated_at"])
     return len(stored)
+
+
+def _commit_without_flush() -> None:
+    """Let this transaction's commit return before PostgreSQL flushes its WAL to disk.
+
+    The read model is derived data: the event log is durable before any event reaches it, and
+    rows and cursor commit together, so a crash can only lose the latest projected batches,
+    which the next run projects again from the cursor. Waiting for that flush bought nothing
+    but a disk wait per round in the writer's process."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit = off")
 
 
 def catch_up(ledger: Ledger, store: EventStore) -> int:
@@ -74,17 +87,34 @@ def rebuild(ledger: Ledger, store: EventStore) -> int:
 def _update_rows(model: type[models.Model], fields: list[str], rows: list[list]) -> None:
     """UPDATE `fields` of each row by primary key; each row is the field values, then the pk.
 
-    One prepared statement run with executemany: Django's `bulk_update` builds one CASE/WHEN
-    expression per field over the whole batch, and model instances cost more to build than the
-    UPDATE costs to run; psycopg pipelines executemany on PostgreSQL.
+    On PostgreSQL, one statement joins the table with the rows passed as one array per column
+    (`unnest`), so the rows cost no per-row statement or parameter handling in Python; this
+    runs in the writer's process, where every millisecond of Python is taken from the writer.
+    Elsewhere (SQLite), one prepared UPDATE run with executemany. Django's `bulk_update` builds
+    one CASE/WHEN expression per field over the whole batch, which was slower than both.
     """
     if not rows:
         return
     meta = model._meta
     quote = connection.ops.quote_name
+    table = quote(meta.db_table)
+    pk = quote(meta.pk.column)
     columns = [meta.get_field(name).column for name in fields]
+    if connection.vendor == "postgresql":
+        types = [meta.get_field(name).db_type(connection) for name in fields]
+        types.append(meta.pk.db_type(connection))
+        names = [*(quote(column) for column in columns), pk]
+        sql = (
+            f"UPDATE {table} SET "
+            + ", ".join(f"{name} = v.{name}" for name in names[:-1])
+            + " FROM unnest(" + ", ".join(f"%s::{kind}[]" for kind in types) + ")"
+            + f" AS v({', '.join(names)}) WHERE {table}.{pk} = v.{pk}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
+        return
     assignments = ", ".join(f"{quote(column)} = %s" for column in columns)
-    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"
+    sql = f"UPDATE {table} SET {assignments} WHERE {pk} = %s"
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
 

@@ -129,7 +129,7 @@ class BackgroundProjector:
     """
 
     RETRY_SECONDS = 1.0
-    INTERVAL_SECONDS = 0.25
+    INTERVAL_SECONDS = 1.0
 
     def __init__(self) -> None:
         self._dirty: set[str] = set()
