@@ -3,12 +3,15 @@ shard, PostgreSQL read model, all on this machine.
 
 Starts a private redis-server (or uses REDIS_URL when redis-server is not installed), a fresh
 PostgreSQL database `ledgerfs_bench_http` on DATABASE_URL's server (or 127.0.0.1:5432),
-`--shards` writer processes (`manage.py ledger_writer`, durable: synced WAL) and uvicorn with
-`--web-workers` workers. Opens and funds `--accounts` accounts per shard through the API, then
-for `--seconds`: `--writers` clients post batches of `--batch` transfers back to back (spread
-over the shards), one client posts single transfers (write latency under load) and one reads
-balances (read latency under load). `--hot` sends 80% of transfers through 10 accounts. The
-clients run in this process and share the machine's cores with the server processes.
+`--shards` writer processes (`manage.py ledger_writer`, durable: synced WAL, each projecting
+its shard into PostgreSQL; with `--projector process` they leave that to one `manage.py
+ledger_projector` process) and uvicorn with `--web-workers` workers. Opens and funds
+`--accounts` accounts per shard through the API, then for `--seconds`: `--writers` clients post
+batches of `--batch` transfers back to back (spread over the shards), one client posts single
+transfers (write latency under load) and one reads balances (read latency under load). `--hot`
+sends 80% of transfers through 10 accounts. After the load it reports how far the read model
+was behind the log and how long it then took to catch up. The clients run in this process and
+share the machine's cores with the server processes.
 """
 
 from __future__ import annotations
@@ -47,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--web-workers", type=int, default=3, help="uvicorn workers")
     parser.add_argument("--shards", type=int, default=1, choices=(1, 2))
     parser.add_argument("--hot", action="store_true", help="80%% of transfers on 10 accounts")
+    parser.add_argument("--projector", choices=["writer", "process"], default="writer",
+                        help="who projects into PostgreSQL: each writer process (as the Procfile)"
+                             " or one ledger_projector process")
     parser.add_argument("--server-url", default=None, help="PostgreSQL server URL")
     parser.add_argument("--seed", type=int, default=1)
 
@@ -76,7 +82,8 @@ def _wait(condition, what: str, process: subprocess.Popen | None = None, log: Pa
 class Stack:
     """The distributed processes of one benchmark run; `close()` stops them all."""
 
-    def __init__(self, tmp: Path, ledgers: list[str], web_workers: int, server: str) -> None:
+    def __init__(self, tmp: Path, ledgers: list[str], web_workers: int, server: str,
+                 projector: str = "writer") -> None:
         self.tmp = tmp
         self.processes: list[subprocess.Popen] = []
         self.redis_url = self._redis()
@@ -99,11 +106,17 @@ class Stack:
         )
         self.key = created.stdout.strip().splitlines()[-1]
         client = redis.Redis.from_url(self.redis_url)
+        # As the Procfile, each writer projects its shard; with `--projector process`, the
+        # writers leave that to one `ledger_projector` process.
+        own_projector = projector == "process"
         for ledger in ledgers:
             log = tmp / f"writer-{ledger}.log"
-            process = self._start([*manage, "ledger_writer", "--ledger", ledger], log)
+            process = self._start([*manage, "ledger_writer", "--ledger", ledger,
+                                   *(["--no-project"] if own_projector else [])], log)
             _wait(lambda ledger=ledger: client.exists(f"ledgerfs:writer:{ledger}"),
                   f"the writer of {ledger}", process, log)
+        if own_projector:
+            self._start([*manage, "ledger_projector"], tmp / "projector.log")
         self.port = _free_port()
         log = tmp / "web.log"
         process = self._start(
@@ -170,15 +183,42 @@ def batch_body(ledger: str, ids: list[bytes], rng: random.Random, prefix: bytes,
 def run(args: argparse.Namespace) -> dict:
     ledgers = ["BENCH", "BENCHB"][:args.shards]
     with tempfile.TemporaryDirectory(prefix="ledgerfs-bench-dist-") as tmp:
-        stack = Stack(Path(tmp), ledgers, args.web_workers, server_url(args.server_url))
+        stack = Stack(Path(tmp), ledgers, args.web_workers, server_url(args.server_url),
+                      args.projector)
         try:
             setup = Client(stack.port, stack.key)
             ids = {ledger: _setup(setup, ledger, args.accounts) for ledger in ledgers}
             result = _load(stack, ids, args)
+            result.update(_projection_catch_up(stack, Client(stack.port, stack.key), ledgers))
         finally:
             stack.close()
     return {"scenario": "http-distributed", "shards": args.shards, "hot": args.hot,
-            "durable": True, "web_workers": args.web_workers, **result}
+            "durable": True, "web_workers": args.web_workers, "projector": args.projector,
+            **result}
+
+
+def _projection_catch_up(stack: Stack, client: Client, ledgers: list[str]) -> dict:
+    """How far the read model was behind the log when the load stopped, and how long it then
+    took to reach it: the projector runs in its own process, and a backlog growing under load
+    would not show in the write figures."""
+    heads = {ledger: client.json("GET", f"/api/v1/ledgers/{ledger}")["head_seq"]
+             for ledger in ledgers}
+
+    def cursors() -> dict[str, int]:
+        with psycopg.connect(stack.database) as db:
+            return dict(db.execute(
+                "SELECT l.code, c.last_seq FROM ledger_projectioncursor c "
+                "JOIN ledger_ledger l ON l.id = c.ledger_id WHERE l.code = ANY(%s)", [ledgers]
+            ).fetchall())
+
+    started = time.perf_counter()
+    behind = sum(heads[ledger] - cursors().get(ledger, -1) for ledger in ledgers)
+    while any(cursors().get(ledger, -1) < heads[ledger] for ledger in ledgers):
+        if time.perf_counter() - started > 120:
+            raise RuntimeError("the read model did not catch up within 120 s")
+        time.sleep(0.1)
+    return {"projection_backlog_events": behind,
+            "projection_catch_up_s": round(time.perf_counter() - started, 2)}
 
 
 def _load(stack: Stack, ids: dict[str, list[str]], args: argparse.Namespace) -> dict:

@@ -110,7 +110,10 @@ def _update_rows(model: type[models.Model], fields: list[str], rows: list[list])
             + " FROM unnest(" + ", ".join(f"%s::{kind}[]" for kind in types) + ")"
             + f" AS v({', '.join(names)}) WHERE {table}.{pk} = v.{pk}"
         )
-        with connection.cursor() as cursor:
+        # psycopg's own cursor binds parameters on the server side: Django's client-side
+        # binding would quote every array element in Python.
+        connection.ensure_connection()
+        with connection.connection.cursor() as cursor:
             cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
         return
     assignments = ", ".join(f"{quote(column)} = %s" for column in columns)

@@ -3,12 +3,17 @@ and uvicorn with two workers, driven over HTTP.
 
 Checks that writes go through the Redis bus to the writer processes, that every web worker
 reads its own and the other workers' acknowledged writes at once (secondary instances caught up
-to the writers' head), that the writers project into PostgreSQL, and that a ledger whose writer
-is down answers with a retryable 503 and a stable code.
+to the writers' head), that the read models in PostgreSQL follow (EUR projected by its writer,
+USD's writer started with `--no-project` and projected by `manage.py ledger_projector`, the
+Procfile's arrangement), and that a ledger whose writer is down answers with a retryable 503
+and a stable code.
 """
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 
 import psycopg
@@ -16,6 +21,7 @@ import pytest
 
 from ledger.core.state import account_id_for
 from tests.support.services import (
+    ROOT,
     Api,
     WebProcess,
     WriterProcess,
@@ -30,15 +36,23 @@ LEDGERS = ("EUR", "USD")
 @pytest.fixture
 def stack(tmp_path, postgres_url, redis_url, redis_server):
     env = service_env(postgres_url, redis_url, tmp_path / "data", LEDGERFS_LOG_LEVEL="WARNING")
-    writers = {code: WriterProcess(code, env, tmp_path / f"writer-{code}.log")
-               for code in LEDGERS}
+    writers = {
+        "EUR": WriterProcess("EUR", env, tmp_path / "writer-EUR.log"),
+        "USD": WriterProcess("USD", env, tmp_path / "writer-USD.log", "--no-project"),
+    }
     for writer in writers.values():
         writer.start(redis_server.client())
+    projector_log = (tmp_path / "projector.log").open("a")
+    projector = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "ledger_projector"],
+                                 env=env, stdout=projector_log, stderr=subprocess.STDOUT)
     web = WebProcess(env, tmp_path / "web.log").start()
     api = Api(web.port, api_key_create(env))
     yield api, writers, postgres_url
     api.close()
     web.stop()
+    projector.send_signal(signal.SIGTERM)
+    assert projector.wait(15) == 0, (tmp_path / "projector.log").read_text()
+    projector_log.close()
     for writer in writers.values():
         writer.stop()
 
@@ -76,11 +90,11 @@ def test_writes_and_reads_through_the_distributed_stack(stack):
     def projected() -> bool:
         with psycopg.connect(database) as db:
             rows = dict(db.execute(
-                "SELECT id, available FROM ledger_account WHERE id = ANY(%s)", [eur]
+                "SELECT id, available FROM ledger_account WHERE id = ANY(%s)", [eur + usd]
             ).fetchall())
-        return rows == {eur[0]: 980, eur[1]: 1_020}
+        return rows == {eur[0]: 980, eur[1]: 1_020, usd[0]: 500}
 
-    wait_for(projected, 15, "the writer's projection into PostgreSQL")
+    wait_for(projected, 15, "the projection into PostgreSQL (EUR's writer, the projector)")
 
 
 def test_a_ledger_whose_writer_is_down_answers_503_and_recovers(stack, redis_server):

@@ -219,18 +219,21 @@ def manage(*args: str, env: dict, timeout: float = 60) -> subprocess.CompletedPr
 
 
 class WriterProcess:
-    """`manage.py ledger_writer --ledger CODE` as a subprocess, its output in a log file."""
+    """`manage.py ledger_writer --ledger CODE [extra args]` as a subprocess, its output in a
+    log file."""
 
-    def __init__(self, ledger: str, env: dict, log_path: Path) -> None:
+    def __init__(self, ledger: str, env: dict, log_path: Path, *extra_args: str) -> None:
         self.ledger = ledger
         self.env = env
         self.log_path = log_path
+        self.extra_args = extra_args
         self.process: subprocess.Popen | None = None
 
     def start(self, redis_client: redis.Redis | None = None) -> WriterProcess:
         log = self.log_path.open("a")
         self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "ledger_writer", "--ledger", self.ledger],
+            [sys.executable, str(ROOT / "manage.py"), "ledger_writer", "--ledger", self.ledger,
+             *self.extra_args],
             env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
         log.close()

@@ -109,8 +109,12 @@ class Command(BaseCommand):
                             help="minor-unit digits of the --ledger ledgers that are new")
         parser.add_argument("--poll-ms", type=int, default=250,
                             help="how often to look for newly registered ledgers")
+        parser.add_argument("--no-project", action="store_true",
+                            help="the writers leave projection to `manage.py ledger_projector`")
 
-    def handle(self, *args, ledger: list[str], scale: int, poll_ms: int, **options) -> None:
+    def handle(
+        self, *args, ledger: list[str], scale: int, poll_ms: int, no_project: bool, **options
+    ) -> None:
         for code in ledger:
             if not valid_ledger_code(code):
                 raise CommandError(f"invalid ledger code {code!r}")
@@ -120,6 +124,8 @@ class Command(BaseCommand):
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stopping.set())
         manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "ledger_writer"]
+        if no_project:
+            manage.append("--no-project")
         children = {
             code: WriterChild(code, [*manage, "--ledger", code, "--scale", str(scale)],
                               self.stdout)
