@@ -11,10 +11,11 @@ and sealing lag under sustained load.
    `--accounts` accounts) to a RocksDB event store, then sealed from it: events integrated
    per second, chain verification, state tree, signing and one synced write per block
    included.
-5. Sealing lag: the writer streams transfers as fast as it can for `--lag-seconds` while a
-   sealer thread seals every `--interval-ms` (the beat cadence), as in embedded mode (one
-   process, shared store). Lag = time from an event's commit to the end of the seal that
-   covers it.
+5. Sealing lag: the writer takes `--lag-rate` transfers/s (default 25,000, about what the
+   whole product sustains over HTTP; 0 streams them as fast as the writer goes) for
+   `--lag-seconds` while a sealer thread seals every `--interval-ms` (the beat cadence), as in
+   embedded mode (one process, shared store). Lag = time from an event's commit to the end of
+   the seal that covers it.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--accounts", type=int, default=2_000)
     parser.add_argument("--lag-seconds", type=float, default=20.0)
     parser.add_argument("--interval-ms", type=int, default=1_000, help="seal cadence")
+    parser.add_argument("--lag-rate", type=int, default=25_000,
+                        help="transfers/s offered during the lag phase (0: as fast as the "
+                             "writer goes)")
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=1)
 
@@ -64,7 +68,7 @@ def run(args: argparse.Namespace) -> dict:
         result.update(_tree_and_proofs(root / "tree", args.leaves, args.samples, rng))
         result.update(_seal_throughput(root / "throughput", args.events, args.accounts, rng))
         result.update(_seal_lag(root / "lag", args.accounts, args.lag_seconds,
-                                args.interval_ms / 1000, rng))
+                                args.interval_ms / 1000, args.lag_rate, rng))
     return result
 
 
@@ -156,7 +160,7 @@ def _pairs(ids: list[str], count: int, rng: random.Random) -> list[tuple[str, st
     return [tuple(rng.sample(ids, 2)) for _ in range(count)]
 
 
-def _seal_lag(root: Path, accounts: int, seconds: float, interval: float,
+def _seal_lag(root: Path, accounts: int, seconds: float, interval: float, rate: int,
               rng: random.Random) -> dict:
     store, writer, ids = _writer(root, accounts)
     sealer = _sealer(root, store)
@@ -192,6 +196,8 @@ def _seal_lag(root: Path, accounts: int, seconds: float, interval: float,
             ]
             if len(pending) >= 4:
                 pending.popleft().result(60)
+            if rate:  # an offered rate: the next batch is due when the previous ones are
+                time.sleep(max(started + written / rate - time.perf_counter(), 0))
             pending.append(writer.submit(Request(batch)))
             written += len(batch)
         while pending:
@@ -217,6 +223,7 @@ def _seal_lag(root: Path, accounts: int, seconds: float, interval: float,
         previous = last_seq
     per_event = [lag for lag, weight in zip(lags, weights, strict=True) for _ in range(weight)]
     return {
+        "lag_offered_per_s": rate,
         "lag_write_events_per_s": round(written / write_seconds),
         "lag_seal_interval_ms": round(interval * 1000),
         "lag_p50_ms": round(percentile(per_event, 0.50) * 1e3, 1),
