@@ -106,4 +106,4 @@ def _settle(item, latencies: list[float]) -> int:
     submitted, future = item
     results = future.result(60)
     latencies.append(time.perf_counter() - submitted)
-    return sum(1 for r in results if not r.ok)
+    return sum(1 for r in results if r.code)  # ResultCode.ok is 0

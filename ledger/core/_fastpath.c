@@ -49,7 +49,7 @@ static const char *const command_slots[] = {
     "safeguarding", "metadata"};
 
 enum { E_SEQ, E_TYPE, E_BODY, E_DATA, E_HASH, E_SNAPSHOTS, E_COUNT };
-static const char *const event_slots[] = {"seq", "_type", "_body", "data", "hash", "snapshots"};
+static const char *const event_slots[] = {"seq", "type", "_body", "data", "hash", "snapshots"};
 
 enum { R_CODE, R_EVENT, R_REPLAYED, R_SEQ, R_ACCOUNT, R_COUNT };
 static const char *const result_slots[] = {"code", "event", "replayed", "seq", "account"};

@@ -87,14 +87,15 @@ class Event:
     the bytes; their body is decoded the first time someone asks for it, which on the write
     path nobody does."""
 
-    __slots__ = ("seq", "_type", "_body", "data", "hash", "snapshots")
+    __slots__ = ("seq", "type", "_body", "data", "hash", "snapshots")
 
     def __init__(
         self, seq: int, etype: str | None, body: dict[str, Any] | None, data: bytes,
         chain_hash: bytes, snapshots: list[tuple[str, bytes]] | None = None,
     ) -> None:
         self.seq = seq
-        self._type = etype
+        # The machine always knows it; an event received over the bus (bytes only) has None.
+        self.type = etype
         self._body = body
         self.data = data
         self.hash = chain_hash
@@ -105,12 +106,6 @@ class Event:
         if self._body is None:
             self._body = canonical.decode(self.data)
         return self._body
-
-    @property
-    def type(self) -> str:
-        if self._type is None:
-            self._type = self.body["type"]
-        return self._type
 
 
 _SNAPSHOT = struct.Struct(">B5q")
@@ -124,7 +119,7 @@ class IdempotencyRecord:
     """The first outcome of an idempotency key: request fingerprint, code, event seq (or -1)."""
 
     __slots__ = ("fingerprint", "code", "seq")
-    _FORMAT = struct.Struct(">16sHq")
+    _FORMAT = struct.Struct(">16sHq")  # also written by eventstore/_rocksbatch.c (pack_record)
 
     def __init__(self, fingerprint: bytes, code: int, seq: int) -> None:
         self.fingerprint = fingerprint
