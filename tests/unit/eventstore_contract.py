@@ -354,6 +354,14 @@ class EventStoreContract:
         for event in driver.events:
             assert store.seq_of_event(event.body["id"]) == event.seq
         assert store.seq_of_event("evt_eur_ffffffffffffffff") is None
+        # An id names its seq, but only the event stored there says whether it is this one.
+        real = driver.events[-1].body["id"]
+        forged = real[:-8] + ("0" * 8 if real[-8:] != "0" * 8 else "1" * 8)
+        assert store.seq_of_event(forged) is None
+        assert store.seq_of_event(real.replace("evt_eur_", "evt_usd_")) is None
+        assert store.seq_of_event(real.upper()) is None
+        beyond = f"evt_eur_{driver.events[-1].seq + 1:012x}{real[-8:]}"
+        assert store.seq_of_event(beyond) is None
 
     def test_account_seqs(self, store: EventStore, tmp_path: Path) -> None:
         driver = Driver(store)
