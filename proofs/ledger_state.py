@@ -25,6 +25,7 @@ Invariant: a non-system leaf never has a negative bucket, so no sum is ever nega
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -35,6 +36,7 @@ LIABILITY_BUCKETS = ("available", "held", "bonded", "fee")
 ISSUANCE_DID = "system:issuance"
 STATUS_EVENTS = frozenset({"account_frozen", "account_unfrozen", "account_closed"})
 _LEAF_KEYS = frozenset({"id", "buckets", "last_seq"})
+_BUCKET_SET = frozenset(BUCKETS)
 
 
 class StateLeafError(ValueError):
@@ -57,8 +59,14 @@ def is_issuance_account(account_id: str) -> bool:
     parts = account_id.split("_", 2)
     if len(parts) != 3 or parts[0] != "acc":
         return False
-    # Ledger codes are upper-case letters and digits, so the id's tag maps back exactly.
-    return account_id == account_id_for(parts[1].upper(), ISSUANCE_DID)
+    return account_id == _issuance_id(parts[1])
+
+
+@functools.lru_cache(maxsize=64)
+def _issuance_id(tag: str) -> str:
+    # Ledger codes are upper-case letters and digits, so the id's tag maps back exactly. Cached:
+    # sealing asks once per changed leaf, and the hash cost more than the rest of the leaf.
+    return account_id_for(tag.upper(), ISSUANCE_DID)
 
 
 @dataclass
@@ -140,21 +148,27 @@ class LedgerStates:
             )
         except (KeyError, TypeError) as err:
             raise StateLeafError(f"event body lacks {err}") from err
-        touched: list[int] = []
+        # Sealing runs this once per event: names are bound locally, no helper per leg.
+        leaves, positions, dirty = self.leaves, self.positions, self._dirty
         if event_type == "account_opened":
-            touched.append(self._add(AccountLeaf(details["account"])))  # type: ignore[index]
+            position = self._add(AccountLeaf(details["account"]))  # type: ignore[index]
+            leaves[position].last_seq = seq  # type: ignore[assignment]
+            dirty.add(position)
         for leg in legs:  # type: ignore[attr-defined]
-            position = self._position(leg["account"])
+            position = positions.get(leg["account"])
+            if position is None:
+                raise StateLeafError(f"event names unknown account {leg['account']!r}")
             bucket, amount = leg["bucket"], leg["amount"]
-            if bucket not in BUCKETS or type(amount) is not int:
+            if bucket not in _BUCKET_SET or type(amount) is not int:
                 raise StateLeafError(f"event {seq} has a malformed leg {leg!r}")
-            self.leaves[position].buckets[bucket] += amount
-            touched.append(position)
+            leaf = leaves[position]
+            leaf.buckets[bucket] += amount
+            leaf.last_seq = seq  # type: ignore[assignment]
+            dirty.add(position)
         if event_type in STATUS_EVENTS:
-            touched.append(self._position(details["account"]))  # type: ignore[index]
-        for position in touched:
-            self.leaves[position].last_seq = seq  # type: ignore[assignment]
-        self._dirty.update(touched)
+            position = self._position(details["account"])  # type: ignore[index]
+            leaves[position].last_seq = seq  # type: ignore[assignment]
+            dirty.add(position)
 
     def take_dirty(self) -> list[int]:
         """Positions changed since the last call, ascending."""

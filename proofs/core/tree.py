@@ -13,13 +13,14 @@ Node-store port (`NodeStore`): two methods, so a key-value backend is a few line
   batch whose surrounding transaction rolled back are harmless and get overwritten.
 """
 
+import hashlib
 from collections.abc import Iterable
 from typing import Protocol
 
 from proofs.core.encoding import HASH_SIZE
 from proofs.core.errors import MissingNode, PreconditionFailed
 from proofs.core.proof_json import consistency_proof_json, inclusion_proof_json
-from proofs.core.rfc9162 import consistency_path, inclusion_path, node_hash, root_at
+from proofs.core.rfc9162 import NODE_PREFIX, consistency_path, inclusion_path, root_at
 
 
 class NodeStore(Protocol):
@@ -88,6 +89,7 @@ class MerkleTree:
         frontier = list(self._frontier)
         size = self._size
         items: list[tuple[int, int, bytes]] = []
+        sha256 = hashlib.sha256  # `node_hash`, inlined below: about one per leaf
         for digest in leaf_hashes:
             if not isinstance(digest, bytes) or len(digest) != HASH_SIZE:
                 raise PreconditionFailed(f"leaf hash must be {HASH_SIZE} bytes")
@@ -95,7 +97,7 @@ class MerkleTree:
             # Each trailing 1 bit of the index is a left sibling now completed by this leaf.
             index, level = size, 0
             while index & 1:
-                digest = node_hash(frontier.pop(), digest)
+                digest = sha256(NODE_PREFIX + frontier.pop() + digest).digest()
                 index >>= 1
                 level += 1
                 items.append((level, index, digest))
