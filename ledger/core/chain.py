@@ -24,10 +24,6 @@ def leaf_hash(body: bytes) -> bytes:
     return hashlib.sha256(LEAF_PREFIX + body).digest()
 
 
-def chain_hash(prev_hash: bytes, body: bytes) -> bytes:
-    return hashlib.sha256(prev_hash + hashlib.sha256(LEAF_PREFIX + body).digest()).digest()
-
-
 class ChainBroken(Exception):
     """The stored log does not hash to the stored chain (tampering, corruption or a gap)."""
 

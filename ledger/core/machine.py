@@ -374,7 +374,7 @@ class StateMachine:
             "prev_hash": prev.hex(),
         }
         data = canonical.encode(body)
-        # Inlined `chain.chain_hash`: this runs once per event on the write path.
+        # The chain hash of the module docstring of `chain`: SHA-256(prev || leaf hash).
         chain_hash = hashlib.sha256(prev + hashlib.sha256(LEAF_PREFIX + data).digest()).digest()
         # Balances dicts keep BUCKETS order, so this is `Account.snapshot()` without the call.
         snapshots = [

@@ -1,7 +1,7 @@
 """`verify_chain` accepts the log the machine writes and names the first seq that breaks.
 
 The chain is recomputed here from DESIGN.md (`hash_i = SHA-256(prev_hash || SHA-256(0x00 ||
-bytes_i))`, prev_hash of seq 0 = 32 zero bytes), independently of `chain.chain_hash`.
+bytes_i))`, prev_hash of seq 0 = 32 zero bytes), independently of `chain.verified`.
 """
 
 from __future__ import annotations
