@@ -11,7 +11,6 @@ and a stable code.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import psycopg
 import pytest
 
 from ledger.core.state import account_id_for
+from tests.support.processes import terminate
 from tests.support.services import (
     ROOT,
     Api,
@@ -50,8 +50,7 @@ def stack(tmp_path, postgres_url, redis_url, redis_server):
     yield api, writers, postgres_url
     api.close()
     web.stop()
-    projector.send_signal(signal.SIGTERM)
-    assert projector.wait(15) == 0, (tmp_path / "projector.log").read_text()
+    assert terminate(projector) == 0, (tmp_path / "projector.log").read_text()
     projector_log.close()
     for writer in writers.values():
         writer.stop()

@@ -1,6 +1,8 @@
-"""Helpers for tests that start real processes: free ports and bounded waiting."""
+"""Helpers for tests that start real processes: free ports, bounded waiting, stopping."""
 
+import signal
 import socket
+import subprocess
 import time
 
 import pytest
@@ -22,3 +24,16 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.05):
             return value
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+def terminate(process: subprocess.Popen, timeout: float = 15) -> int:
+    """SIGTERM a process if it still runs, wait for it, SIGKILL it after `timeout` seconds;
+    returns its exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+    return process.returncode

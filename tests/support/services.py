@@ -31,7 +31,7 @@ import psycopg
 import pytest
 import redis
 
-from tests.support.processes import free_port, wait_for
+from tests.support.processes import free_port, terminate, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_SECONDS = 30
@@ -257,16 +257,7 @@ class WriterProcess:
             self.process.wait(10)
 
     def stop(self) -> int | None:
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        return self.process.returncode
+        return None if self.process is None else terminate(self.process)
 
 
 class WebProcess:
@@ -302,13 +293,8 @@ class WebProcess:
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        if self.process is not None:
+            terminate(self.process)
 
 
 class Api:
