@@ -154,9 +154,15 @@ def test_signed_deliveries_in_order_with_retries_through_a_celery_worker(stack):
                           ("new_account_inflow", payee, "open")}
         assert accepted[0]["body"]["event"]["id"] == results[0]["event"]["id"]
 
-        log = operator.client.get("/api/ops/webhook-deliveries/",
-                                  params={"subscription": subscription["id"]}).json()
-        by_id = {str(d["id"]): d for d in log["results"]}
+        # The worker records a run's attempts when the run ends, after the receiver saw them.
+        def recorded() -> dict[str, dict] | None:
+            log = operator.client.get("/api/ops/webhook-deliveries/",
+                                      params={"subscription": subscription["id"]}).json()
+            by_id = {str(d["id"]): d for d in log["results"]}
+            done = len(by_id) == 6 and all(d["status"] == "delivered" for d in by_id.values())
+            return by_id if done else None
+
+        by_id = wait_for(recorded, 15, "six deliveries recorded as delivered", interval=0.2)
         retried = by_id[first["delivery"]]
         assert retried["status"] == "delivered" and retried["attempts"] == 3
         assert [a["status_code"] for a in sorted(retried["log"], key=lambda a: a["number"])] \
