@@ -22,8 +22,9 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from ledger.core.commands import Request
-from ledger.core.machine import Result, StateMachine, idempotency_scope
+from ledger.core.machine import Result, StateMachine
 from ledger.eventstore.port import EventStore
+from ledger.gcpolicy import tune_for_throughput
 from ledger.replay import verify_tail
 
 log = logging.getLogger(__name__)
@@ -97,8 +98,10 @@ class Writer:
             self.store.append(outcome, state)
         self.last_seq = state.next_seq - 1
         # The loaded state lives as long as the writer: keep it out of the cyclic collector's
-        # generations so collections stay short however many accounts there are.
+        # generations so collections stay short however many accounts there are; and collect
+        # less often (see gcpolicy).
         gc.freeze()
+        tune_for_throughput()
 
     def start(self) -> Writer:
         if self._thread is not None:
@@ -175,11 +178,7 @@ class Writer:
         # (measured: a third of the group's time), so the collector pauses for the group.
         gc.disable()
         try:
-            scopes = [
-                idempotency_scope(command.client, command.idempotency_key)
-                for request in requests for command in request.commands
-                if command.idempotency_key and type(command.idempotency_key) is str
-            ]
+            scopes = machine.idempotency_scopes(requests)
             known = self.store.idempotency_records(scopes) if scopes else {}
             outcome = machine.execute(requests, self.clock(), known)
             if outcome.events or outcome.records:

@@ -20,9 +20,7 @@
  * `configure` takes from the member descriptors once.
  */
 
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <structmember.h>
+#include "../_slots.h"
 #include <openssl/evp.h>
 #include <stdint.h>
 #include <string.h>
@@ -71,32 +69,17 @@ static SlotClass Account = {NULL, account_offsets, account_slots, A_COUNT};
 
 static PyObject *ok_code;       /* ResultCode.ok */
 static PyObject *bucket_names[BUCKET_COUNT];
-static PyObject *str_transfer, *str_available, *str_open, *str_user, *int_32, *int_zero;
+static PyObject *str_transfer, *str_available, *str_open, *str_user, *str_commands, *int_32,
+    *int_zero;
 
 /* Borrowed reference to a slot's value (NULL when unset). */
-#define SLOT(obj, cls, i) (*(PyObject **)((char *)(obj) + (cls).offsets[i]))
+#define SLOT(obj, cls, i) SLOT_AT(obj, (cls).offsets[i])
 
 static int
 bind_slots(SlotClass *cls, PyObject *type)
 {
-    if (!PyType_Check(type)) {
-        PyErr_SetString(PyExc_TypeError, "configure() expects classes");
+    if (slot_offsets(type, cls->names, cls->count, cls->offsets) < 0)
         return -1;
-    }
-    for (int i = 0; i < cls->count; i++) {
-        PyObject *descr = PyObject_GetAttrString(type, cls->names[i]);
-        if (descr == NULL)
-            return -1;
-        if (!Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
-            PyErr_Format(PyExc_TypeError, "%s.%s is not a slot", ((PyTypeObject *)type)->tp_name,
-                         cls->names[i]);
-            Py_DECREF(descr);
-            return -1;
-        }
-        PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
-        cls->offsets[i] = member->offset;
-        Py_DECREF(descr);
-    }
     Py_XSETREF(cls->type, (PyTypeObject *)Py_NewRef(type));
     return 0;
 }
@@ -823,6 +806,19 @@ configure(PyObject *module, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_TypeError, "buckets must be a tuple of the five bucket names");
         return NULL;
     }
+    /* commands_from_rows fills slots by position: Command's slots must be in our order. */
+    PyObject *declared = PyObject_GetAttrString(command, "__slots__");
+    int in_order = declared != NULL && PyTuple_Check(declared) &&
+                   PyTuple_GET_SIZE(declared) == C_COUNT;
+    for (int i = 0; in_order && i < C_COUNT; i++)
+        in_order = PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(declared, i),
+                                                    command_slots[i]) == 0;
+    Py_XDECREF(declared);
+    if (!in_order) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "Command's slots are not in the fast path's order");
+        return NULL;
+    }
     if (bind_slots(&Command, command) < 0 || bind_slots(&Event, event) < 0 ||
         bind_slots(&Result, result) < 0 || bind_slots(&Record, record) < 0 ||
         bind_slots(&Account, account) < 0)
@@ -833,11 +829,124 @@ configure(PyObject *module, PyObject *args, PyObject *kwargs)
     Py_RETURN_NONE;
 }
 
+/*
+ * The scoped idempotency key of every command whose key is non-empty text, in order: what the
+ * writer fetches the store's records for before a group is decided. Plain ASCII (nearly every
+ * key) is joined here; anything else goes to `fallback` (machine.idempotency_scope), which
+ * stays the definition.
+ */
+static PyObject *
+scopes(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "scopes(requests, fallback) takes 2 arguments");
+        return NULL;
+    }
+    if (Command.type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "ledger.core._fastpath is not configured");
+        return NULL;
+    }
+    PyObject *requests = args[0], *fallback = args[1];
+    if (!PyList_Check(requests)) {
+        PyErr_SetString(PyExc_TypeError, "scopes: requests must be a list");
+        return NULL;
+    }
+    PyObject *out = PyList_New(0);
+    for (Py_ssize_t r = 0; out != NULL && r < PyList_GET_SIZE(requests); r++) {
+        PyObject *commands = PyObject_GetAttr(PyList_GET_ITEM(requests, r), str_commands);
+        if (commands == NULL || !PyList_Check(commands)) {
+            if (commands != NULL)
+                PyErr_SetString(PyExc_TypeError, "scopes: a request's commands must be a list");
+            Py_XDECREF(commands);
+            Py_CLEAR(out);
+            break;
+        }
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(commands); i++) {
+            PyObject *command = PyList_GET_ITEM(commands, i);
+            if (!Py_IS_TYPE(command, Command.type)) {
+                PyErr_SetString(PyExc_TypeError, "scopes: commands must be Command instances");
+                Py_CLEAR(out);
+                break;
+            }
+            PyObject *key = SLOT(command, Command, C_KEY);
+            PyObject *client = SLOT(command, Command, C_CLIENT);
+            if (key == NULL || !PyUnicode_CheckExact(key) || PyUnicode_GET_LENGTH(key) == 0)
+                continue;
+            PyObject *scope;
+            if (client != NULL && PyUnicode_CheckExact(client) && PyUnicode_IS_ASCII(client) &&
+                PyUnicode_IS_ASCII(key)) {
+                Py_ssize_t client_length = PyUnicode_GET_LENGTH(client);
+                Py_ssize_t key_length = PyUnicode_GET_LENGTH(key);
+                scope = PyBytes_FromStringAndSize(NULL, client_length + 1 + key_length);
+                if (scope != NULL) {
+                    char *out_bytes = PyBytes_AS_STRING(scope);
+                    memcpy(out_bytes, PyUnicode_DATA(client), client_length);
+                    out_bytes[client_length] = '\0';
+                    memcpy(out_bytes + client_length + 1, PyUnicode_DATA(key), key_length);
+                }
+            } else {
+                PyObject *pair[2] = {client != NULL ? client : Py_None, key};
+                scope = PyObject_Vectorcall(fallback, pair, 2, NULL);
+            }
+            if (scope == NULL || PyList_Append(out, scope) < 0) {
+                Py_XDECREF(scope);
+                Py_CLEAR(out);
+                break;
+            }
+            Py_DECREF(scope);
+        }
+        Py_DECREF(commands);
+    }
+    return out;
+}
+
+/*
+ * Commands from rows of their field values in slot order: the bus's wire form of a request
+ * (`ledger.transport.codec`). `Command(*row)` runs the dataclass's Python __init__, about a
+ * microsecond a command in the writer process, which decodes every command it executes.
+ * Values are taken as they are; the state machine validates them.
+ */
+static PyObject *
+commands_from_rows(PyObject *module, PyObject *rows)
+{
+    if (Command.type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "ledger.core._fastpath is not configured");
+        return NULL;
+    }
+    if (!PyList_Check(rows)) {
+        PyErr_SetString(PyExc_TypeError, "commands_from_rows: rows must be a list");
+        return NULL;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(rows);
+    PyObject *out = PyList_New(count);
+    for (Py_ssize_t i = 0; out != NULL && i < count; i++) {
+        PyObject *row = PyList_GET_ITEM(rows, i);
+        if (!(PyList_Check(row) || PyTuple_Check(row)) || PySequence_Fast_GET_SIZE(row) != C_COUNT) {
+            PyErr_Format(PyExc_TypeError, "a command row must be a list or tuple of %d values", C_COUNT);
+            Py_CLEAR(out);
+            break;
+        }
+        PyObject *command = new_instance(&Command, PySequence_Fast_ITEMS(row));
+        if (command == NULL) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyList_SET_ITEM(out, i, command);
+    }
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"execute_plain", (PyCFunction)(void (*)(void))execute_plain, METH_FASTCALL,
      "execute_plain(machine, commands, now, known, outcome) -> list of Result\n\n"
      "Execute a non-atomic request's commands in order: plain transfers natively, every other\n"
      "command through machine._execute_one."},
+    {"commands_from_rows", commands_from_rows, METH_O,
+     "commands_from_rows(rows) -> list of Command\n\n"
+     "Commands from rows of their field values in Command.__slots__ order."},
+    {"scopes", (PyCFunction)(void (*)(void))scopes, METH_FASTCALL,
+     "scopes(requests, fallback) -> list of bytes\n\n"
+     "The scoped idempotency key of every command whose key is non-empty text, in order."},
     {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
      "configure(*, command, event, result, record, account, ok, buckets)\n\n"
      "Bind the classes whose slots the fast path reads and writes."},
@@ -856,10 +965,11 @@ PyInit__fastpath(void)
     str_available = PyUnicode_InternFromString("available");
     str_open = PyUnicode_InternFromString("open");
     str_user = PyUnicode_InternFromString("user");
+    str_commands = PyUnicode_InternFromString("commands");
     int_32 = PyLong_FromLong(32);
     int_zero = PyLong_FromLong(0);
     if (str_transfer == NULL || str_available == NULL || str_open == NULL || str_user == NULL ||
-        int_32 == NULL || int_zero == NULL)
+        str_commands == NULL || int_32 == NULL || int_zero == NULL)
         return NULL;
     sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
     sha256_ctx = EVP_MD_CTX_new();

@@ -17,6 +17,7 @@ import os
 import random
 import re
 import struct
+from collections.abc import Iterable
 from typing import Any
 
 from ledger.core import canonical
@@ -169,13 +170,24 @@ class GroupOutcome:
         self.events: list[Event] = []
         self.records: dict[bytes, IdempotencyRecord] = {}
 
-    def touched_holds(self, state: LedgerState) -> dict[str, Any]:
-        ids = {e.body["refs"]["hold_id"] for e in self.events if e.type in HOLD_EVENT_TYPES}
-        return {hold_id: state.holds[hold_id] for hold_id in ids}
+
+def touched_holds(events: Iterable[Event], state: LedgerState) -> dict[str, Any]:
+    """The holds that `events` created or resolved, as they stand in `state` now."""
+    ids = {e.body["refs"]["hold_id"] for e in events if e.type in HOLD_EVENT_TYPES}
+    return {hold_id: state.holds[hold_id] for hold_id in ids}
 
 
 HOLD_EVENT_TYPES = frozenset({"hold", "release", "hold_cancelled", "hold_expired"})
 """The event types that create or resolve a hold (their refs name it)."""
+
+
+def commands_from_rows(rows: list[list[Any]]) -> list[Command]:
+    """Commands from rows of their field values in `Command.__slots__` order, the bus's wire
+    form; built natively when the fast path is there (the dataclass's __init__ costs about a
+    microsecond a command). A row of the wrong length raises TypeError either way."""
+    if _fastpath is not None:
+        return _fastpath.commands_from_rows(rows)
+    return [Command(*row) for row in rows]
 
 
 def idempotency_scope(client: str, key: str) -> bytes:
@@ -240,6 +252,17 @@ class StateMachine:
             }
             self._emit(outcome, "account_opened", now, None, "", [], {}, details, {})
         return outcome
+
+    def idempotency_scopes(self, requests: list[Request]) -> list[bytes]:
+        """The scoped key of every command whose key is non-empty text, in order: the records
+        `execute` needs as `known` are the store's records for these."""
+        if self._native is not None:
+            return self._native.scopes(requests, idempotency_scope)
+        return [
+            idempotency_scope(command.client, command.idempotency_key)
+            for request in requests for command in request.commands
+            if command.idempotency_key and type(command.idempotency_key) is str
+        ]
 
     def execute(
         self, requests: list[Request], now: int, known: dict[bytes, IdempotencyRecord]

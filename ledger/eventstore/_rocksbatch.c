@@ -8,14 +8,26 @@
  * contract tests read back everything written here.
  */
 
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "../_slots.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-static PyObject *str_seq, *str_type, *str_data, *str_hash, *str_snapshots, *str_fingerprint,
-    *str_code, *str_account_opened;
+/*
+ * Events and idempotency records are read through their slots (ledger/_slots.h), bound once
+ * by `configure`: by name it was eight type-dictionary searches per transfer.
+ */
+enum { E_SEQ, E_TYPE, E_DATA, E_HASH, E_SNAPSHOTS, E_COUNT };
+static const char *const event_slots[E_COUNT] = {"seq", "type", "data", "hash", "snapshots"};
+enum { I_FINGERPRINT, I_CODE, I_SEQ, I_COUNT };
+static const char *const record_slots[I_COUNT] = {"fingerprint", "code", "seq"};
+
+static PyTypeObject *event_type, *record_type;
+static Py_ssize_t event_offsets[E_COUNT], record_offsets[I_COUNT];
+
+#define SLOT(obj, offsets, i) SLOT_AT(obj, (offsets)[i])
+
+static PyObject *str_transfer;
 
 typedef struct {
     PyObject *key, *value;  /* owned */
@@ -40,13 +52,9 @@ put3(PyObject *put, PyObject *key, PyObject *value, PyObject *family)
 }
 
 static PyObject *
-seq_key(PyObject *event, unsigned char out[8])
+seq_key(PyObject *seq, unsigned char out[8])
 {
-    PyObject *seq = PyObject_GetAttr(event, str_seq);
-    if (seq == NULL)
-        return NULL;
     unsigned long long value = PyLong_AsUnsignedLongLong(seq);
-    Py_DECREF(seq);
     if (value == (unsigned long long)-1 && PyErr_Occurred())
         return NULL;
     for (int k = 0; k < 8; k++)
@@ -60,18 +68,20 @@ put_event(PyObject *put, PyObject *event, PyObject *log, Entry **entries, Py_ssi
           Py_ssize_t *capacity)
 {
     unsigned char key_bytes[8];
-    PyObject *key = seq_key(event, key_bytes);
-    PyObject *hash = key ? PyObject_GetAttr(event, str_hash) : NULL;
-    PyObject *data = hash ? PyObject_GetAttr(event, str_data) : NULL;
-    PyObject *snapshots = data ? PyObject_GetAttr(event, str_snapshots) : NULL;
+    PyObject *seq = SLOT(event, event_offsets, E_SEQ), *hash = SLOT(event, event_offsets, E_HASH),
+             *data = SLOT(event, event_offsets, E_DATA),
+             *snapshots = SLOT(event, event_offsets, E_SNAPSHOTS);
+    if (seq == NULL || !PyLong_Check(seq) || hash == NULL || !PyBytes_Check(hash) ||
+        data == NULL || !PyBytes_Check(data) || snapshots == NULL || !PyList_Check(snapshots)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "an event's seq must be an int, hash and data bytes, snapshots a list");
+        return -1;
+    }
+    PyObject *key = seq_key(seq, key_bytes);
     PyObject *value = NULL;
     int status = -1;
-    if (snapshots == NULL)
+    if (key == NULL)
         goto done;
-    if (!PyBytes_Check(hash) || !PyBytes_Check(data) || !PyList_Check(snapshots)) {
-        PyErr_SetString(PyExc_TypeError, "event hash and data must be bytes, snapshots a list");
-        goto done;
-    }
     /* log: seq -> chain hash || canonical body */
     value = PyBytes_FromStringAndSize(NULL, PyBytes_GET_SIZE(hash) + PyBytes_GET_SIZE(data));
     if (value == NULL)
@@ -118,9 +128,6 @@ put_event(PyObject *put, PyObject *event, PyObject *log, Entry **entries, Py_ssi
     status = 0;
 done:
     Py_XDECREF(key);
-    Py_XDECREF(hash);
-    Py_XDECREF(data);
-    Py_XDECREF(snapshots);
     Py_XDECREF(value);
     return status;
 }
@@ -133,23 +140,29 @@ done:
 static PyObject *
 pack_record(PyObject *record)
 {
-    PyObject *fingerprint = PyObject_GetAttr(record, str_fingerprint);
-    PyObject *code = fingerprint ? PyObject_GetAttr(record, str_code) : NULL;
-    PyObject *seq = code ? PyObject_GetAttr(record, str_seq) : NULL;
-    PyObject *packed = NULL;
-    if (seq == NULL)
-        goto done;
-    if (!PyBytes_Check(fingerprint) || PyBytes_GET_SIZE(fingerprint) != 16) {
+    if (!Py_IS_TYPE(record, record_type)) {
+        PyErr_SetString(PyExc_TypeError, "records must be IdempotencyRecord instances");
+        return NULL;
+    }
+    PyObject *fingerprint = SLOT(record, record_offsets, I_FINGERPRINT),
+             *code = SLOT(record, record_offsets, I_CODE),
+             *seq = SLOT(record, record_offsets, I_SEQ);
+    if (fingerprint == NULL || !PyBytes_Check(fingerprint) ||
+        PyBytes_GET_SIZE(fingerprint) != 16) {
         PyErr_SetString(PyExc_ValueError, "a record's fingerprint must be 16 bytes");
-        goto done;
+        return NULL;
+    }
+    if (code == NULL || !PyLong_Check(code) || seq == NULL || !PyLong_Check(seq)) {
+        PyErr_SetString(PyExc_TypeError, "a record's code and seq must be ints");
+        return NULL;
     }
     unsigned long code_value = PyLong_AsUnsignedLong(code);
     long long seq_value = PyLong_AsLongLong(seq);
     if (PyErr_Occurred())
-        goto done;
+        return NULL;
     if (code_value > 0xffff) {
         PyErr_SetString(PyExc_OverflowError, "a record's code must fit two bytes");
-        goto done;
+        return NULL;
     }
     unsigned char out[26];
     memcpy(out, PyBytes_AS_STRING(fingerprint), 16);
@@ -157,12 +170,7 @@ pack_record(PyObject *record)
     out[17] = (unsigned char)code_value;
     for (int k = 0; k < 8; k++)
         out[18 + k] = (unsigned char)((unsigned long long)seq_value >> (56 - 8 * k));
-    packed = PyBytes_FromStringAndSize((const char *)out, sizeof out);
-done:
-    Py_XDECREF(fingerprint);
-    Py_XDECREF(code);
-    Py_XDECREF(seq);
-    return packed;
+    return PyBytes_FromStringAndSize((const char *)out, sizeof out);
 }
 
 static PyObject *
@@ -178,20 +186,30 @@ fill(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "fill: events must be a list, records a dict");
         return NULL;
     }
+    if (event_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_rocksbatch is not configured");
+        return NULL;
+    }
     Entry *entries = NULL;
     Py_ssize_t count = 0, capacity = 0;
-    PyObject *opened = PyList_New(0);
-    int failed = opened == NULL;
+    PyObject *others = PyList_New(0);
+    int failed = others == NULL;
     for (Py_ssize_t i = 0; !failed && i < PyList_GET_SIZE(events); i++) {
         PyObject *event = PyList_GET_ITEM(events, i);
+        if (!Py_IS_TYPE(event, event_type)) {
+            PyErr_SetString(PyExc_TypeError, "events must be Event instances");
+            failed = 1;
+            break;
+        }
         failed = put_event(put, event, args[3], &entries, &count, &capacity) < 0;
         if (failed)
             break;
-        PyObject *type = PyObject_GetAttr(event, str_type);
-        failed = type == NULL ||
-                 (PyUnicode_Check(type) && PyUnicode_Compare(type, str_account_opened) == 0 &&
-                  PyList_Append(opened, event) < 0);
-        Py_XDECREF(type);
+        /* Interned on both sides (a literal in the machine, in C here): identity is enough
+         * for the common case, and a full comparison settles the rest. */
+        PyObject *type = SLOT(event, event_offsets, E_TYPE);
+        if (type != str_transfer &&
+            !(type != NULL && PyUnicode_Check(type) && PyUnicode_Compare(type, str_transfer) == 0))
+            failed = PyList_Append(others, event) < 0;
     }
     /* Random keys go in key order: RocksDB inserts a sorted batch several times faster. */
     if (!failed) {
@@ -216,17 +234,36 @@ fill(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_XDECREF(scopes);
     PyMem_Free(entries);
     if (failed) {
-        Py_XDECREF(opened);
+        Py_XDECREF(others);
         return NULL;
     }
-    return opened;
+    return others;
+}
+
+static PyObject *
+configure(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"event", "record", NULL};
+    PyObject *event, *record;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$OO:configure", keywords, &event, &record))
+        return NULL;
+    if (slot_offsets(event, event_slots, E_COUNT, event_offsets) < 0 ||
+        slot_offsets(record, record_slots, I_COUNT, record_offsets) < 0)
+        return NULL;
+    Py_XSETREF(event_type, (PyTypeObject *)Py_NewRef(event));
+    Py_XSETREF(record_type, (PyTypeObject *)Py_NewRef(record));
+    Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
     {"fill", (PyCFunction)(void (*)(void))fill, METH_FASTCALL,
-     "fill(put, events, records, log, by_account, idem) -> events that opened an account\n\n"
+     "fill(put, events, records, log, by_account, idem) -> the events that are not transfers\n\n"
      "Put a group's log entries, as-of index entries and idempotency records with `put`\n"
-     "(a WriteBatch's bound put), each family in key order."},
+     "(a WriteBatch's bound put), each family in key order. The events returned are those\n"
+     "that may need records of other families (opened accounts, holds)."},
+    {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
+     "configure(*, event, record)\n\nBind the slot layout of the event and idempotency\n"
+     "record classes; `fill` requires it."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -238,17 +275,8 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC
 PyInit__rocksbatch(void)
 {
-    str_seq = PyUnicode_InternFromString("seq");
-    str_type = PyUnicode_InternFromString("type");
-    str_data = PyUnicode_InternFromString("data");
-    str_hash = PyUnicode_InternFromString("hash");
-    str_snapshots = PyUnicode_InternFromString("snapshots");
-    str_fingerprint = PyUnicode_InternFromString("fingerprint");
-    str_code = PyUnicode_InternFromString("code");
-    str_account_opened = PyUnicode_InternFromString("account_opened");
-    if (str_seq == NULL || str_type == NULL || str_data == NULL || str_hash == NULL ||
-        str_snapshots == NULL || str_fingerprint == NULL || str_code == NULL ||
-        str_account_opened == NULL)
+    str_transfer = PyUnicode_InternFromString("transfer");
+    if (str_transfer == NULL)
         return NULL;
     return PyModule_Create(&module_def);
 }

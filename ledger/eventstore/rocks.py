@@ -52,10 +52,18 @@ from rocksdict import (
 )
 
 from ledger.core.chain import GENESIS_PREV_HASH, StoredEvent
-from ledger.core.machine import GroupOutcome, IdempotencyRecord, seq_named_by
+from ledger.core.machine import (
+    Event,
+    GroupOutcome,
+    IdempotencyRecord,
+    seq_named_by,
+    touched_holds,
+)
 from ledger.core.state import Account, Hold, LedgerState
-from ledger.eventstore._rocksbatch import fill
+from ledger.eventstore._rocksbatch import configure, fill
 from ledger.eventstore.port import AccountSnapshot, EventStore, EventStoreError
+
+configure(event=Event, record=IdempotencyRecord)
 
 COLUMN_FAMILIES = (
     "log", "by_account", "by_time", "idem", "account_info", "holds", "meta",
@@ -198,15 +206,18 @@ class RocksEventStore(EventStore):
         batch = WriteBatch(raw_mode=True)
         put = batch.put
         # The per-event keys (log, by_account, idem) are built and put in key order by the
-        # compiled `fill` (see _rocksbatch.c); what follows is per group or per new account.
-        for event in fill(put, events, outcome.records, log, by_account, idem):
-            # What never changes about an account is written once, when it opens.
-            account = state.accounts[event.body["details"]["account"]]
-            put(account.id.encode(), orjson.dumps(account.info()), account_info)
+        # compiled `fill` (see _rocksbatch.c). It hands back the events that are not plain
+        # transfers, the only ones that may need more: an opened account, a hold.
+        others = fill(put, events, outcome.records, log, by_account, idem)
+        for event in others:
+            if event.type == "account_opened":
+                # What never changes about an account is written once, when it opens.
+                account = state.accounts[event.body["details"]["account"]]
+                put(account.id.encode(), orjson.dumps(account.info()), account_info)
         if events:
             # Every event of a group carries the group's clock reading, the state's last ts.
             put(_TIME_KEY.pack(state.last_ts, events[0].seq), _SEQ.pack(events[-1].seq), by_time)
-        for hold_id, hold in outcome.touched_holds(state).items():
+        for hold_id, hold in touched_holds(others, state).items():
             put(hold_id.encode(), orjson.dumps(hold.to_dict()), holds)
         put(HEAD_KEY, _HEAD.pack(state.next_seq, state.last_ts, state.head_hash), meta)
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import struct
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -19,9 +20,10 @@ import orjson
 from ledger.core.chain import StoredEvent
 from ledger.core.codes import ResultCode
 from ledger.core.commands import Command, Request
-from ledger.core.machine import Event, Result
+from ledger.core.machine import Event, Result, commands_from_rows
 
 COMMAND_FIELDS = Command.__slots__
+_command_fields = attrgetter(*COMMAND_FIELDS)
 _ORJSON = b"o"
 _STDLIB_JSON = b"j"
 _HASH_SIZE = 32
@@ -51,8 +53,9 @@ def _loads(data: bytes) -> Any:
 # -- requests -------------------------------------------------------------------------------------
 
 def request_encode(request_id: str, reply_to: str, deadline_ms: int, request: Request) -> bytes:
-    commands = [[getattr(command, name) for name in COMMAND_FIELDS]
-                for command in request.commands]
+    # One C call per command for all its fields (a getattr per field cost ~1.5 µs a command).
+    fields = _command_fields
+    commands = [fields(command) for command in request.commands]
     return _dumps([request_id, reply_to, deadline_ms, request.atomic, commands])
 
 
@@ -60,7 +63,7 @@ def request_decode(data: bytes) -> tuple[str, str, int, Request]:
     """(request id, reply key, deadline in ms since the epoch, request)."""
     try:
         request_id, reply_to, deadline_ms, atomic, rows = _loads(data)
-        commands = [Command(*row) for row in rows]
+        commands = commands_from_rows(rows)
     except (ValueError, TypeError) as exc:
         raise CodecError(f"not a bus request: {exc}") from None
     return request_id, reply_to, deadline_ms, Request(commands, atomic)

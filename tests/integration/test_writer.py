@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import rocksdict
 
+from ledger import gcpolicy
 from ledger.core.chain import ChainBroken
 from ledger.core.codes import ResultCode
 from ledger.core.commands import Command, Request
@@ -234,3 +235,17 @@ def test_a_stopped_writer_refuses_new_requests(writer):
     writer.stop()
     with pytest.raises(WriterStopped):
         writer.submit(Request([Command("open_account", "o", did="did:x")]))
+
+
+def test_a_writer_collects_young_objects_on_its_own_schedule(path, monkeypatch):
+    """A writer's process collects every YOUNG_THRESHOLD allocations, not every 700
+    (ledger/gcpolicy.py says why). Recorded, not applied, so this test changes no other's GC."""
+    thresholds: list[tuple[int, ...]] = []
+    monkeypatch.setattr(gcpolicy.gc, "set_threshold", lambda *values: thresholds.append(values))
+    store = RocksEventStore(path, "EUR")
+    try:
+        Writer(store).recover()
+    finally:
+        store.close()
+    assert thresholds == [(gcpolicy.YOUNG_THRESHOLD, gcpolicy.MIDDLE_THRESHOLD,
+                           gcpolicy.OLD_THRESHOLD)]

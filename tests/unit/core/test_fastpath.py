@@ -201,3 +201,18 @@ def test_what_the_fast_path_hands_back_is_decided_in_python(command: Command):
     pair.run([Request([command])])
     assert True not in pair.native  # rejected (no event), or decided by Python
     pair.assert_same_books()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.tuples(
+    st.one_of(CLIENTS, st.text(max_size=6), st.just(None)),
+    st.one_of(KEYS, st.text(max_size=6), st.just("\ud800"), st.integers(), st.just(b"k")),
+), max_size=6), max_size=4))
+def test_native_idempotency_scopes_match_the_python_ones(requests):
+    """The writer's multi-get keys come from C: the same bytes, for the same commands, as
+    `idempotency_scope` makes (non-ASCII and lone surrogates go through it)."""
+    built = [Request([Command("transfer", key, client) for client, key in request])
+             for request in requests]
+    fast = StateMachine(LedgerState(LEDGER), native=True).idempotency_scopes(built)
+    slow = StateMachine(LedgerState(LEDGER), native=False).idempotency_scopes(built)
+    assert fast == slow
