@@ -6,11 +6,18 @@ HTTP goes to Django; WebSockets (`/ws/events/`, `/ws/dashboard/`) to the Channel
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+django.setup(set_prefix=False)
 
-django_application = get_asgi_application()
+# Imported once Django is set up: the handler loads the middleware.
+from config.asgi_http import SyncChainASGIHandler  # noqa: E402
+from ledger.gcpolicy import tune_for_throughput  # noqa: E402
+
+tune_for_throughput()
+
+django_application = SyncChainASGIHandler()
 
 # Imported once Django is set up (they import models).
 from channels.auth import AuthMiddlewareStack  # noqa: E402
