@@ -16,11 +16,12 @@ it overwrites.
 from __future__ import annotations
 
 import orjson
+import psycopg
 from django.db import connection, models, transaction
 
 from ledger.core.events import event_accounts
 from ledger.core.state import STATUS_CODES, AccountStatus
-from ledger.eventstore.port import EventStore
+from ledger.eventstore.port import AccountSnapshot, EventStore
 from ledger.models import BUCKET_FIELDS, Account, Hold, Ledger, ProjectionCursor
 
 BATCH_EVENTS = 20_000
@@ -110,10 +111,11 @@ def _update_rows(model: type[models.Model], fields: list[str], rows: list[list])
             + " FROM unnest(" + ", ".join(f"%s::{kind}[]" for kind in types) + ")"
             + f" AS v({', '.join(names)}) WHERE {table}.{pk} = v.{pk}"
         )
-        # psycopg's own cursor binds parameters on the server side: Django's client-side
-        # binding would quote every array element in Python.
+        # A plain psycopg cursor binds parameters on the server side. The connection's own
+        # cursor factory is Django's client-side binding cursor, which would quote every array
+        # element in Python (measured: an eighth of the projector's time).
         connection.ensure_connection()
-        with connection.connection.cursor() as cursor:
+        with psycopg.Cursor(connection.connection) as cursor:
             cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
         return
     assignments = ", ".join(f"{quote(column)} = %s" for column in columns)
@@ -141,8 +143,11 @@ class _Batch:
         for body in self.bodies:
             self._apply(body)
         changed = []
-        for account_id, seq in self.last_seq_of.items():
-            state = self._state(account_id, seq)
+        points = list(self.last_seq_of.items())
+        for (account_id, seq), snapshot in zip(
+            points, self.store.account_snapshots_at(points), strict=True
+        ):
+            state = self._state(account_id, seq, snapshot)
             account = self.new_accounts.get(account_id)
             if account is None:
                 changed.append([*state, account_id])
@@ -157,9 +162,9 @@ class _Batch:
             for hold in self.holds.values() if hold.pk not in self.new_holds
         ])
 
-    def _state(self, account_id: str, seq: int) -> list:
+    @staticmethod
+    def _state(account_id: str, seq: int, snapshot: AccountSnapshot | None) -> list:
         """The account's `_ACCOUNT_UPDATE_FIELDS` values right after event `seq`."""
-        snapshot = self.store.account_snapshot_at(account_id, seq)
         if snapshot is None:
             raise LookupError(f"no state of account {account_id} at seq {seq} in the event store")
         status, *balances = snapshot

@@ -197,8 +197,23 @@ class FollowerStore(EventStore):
     ) -> list[int]:
         return self._fresh().account_seqs(account_id, after_seq, before_seq, limit)
 
+    def _holding(self, seq: int) -> RocksEventStore:
+        """The instance to read at `seq`: the current one when it already holds that seq.
+
+        Readers resolve the seq first (the balance API through head(), one catch-up) and then
+        read at it; catching up again for the read cost a head lookup and a WAL replay."""
+        store = self._store
+        return store if seq <= store.head()[0] else self._fresh()
+
     def account_snapshot_at(self, account_id: str, seq: int) -> AccountSnapshot | None:
-        return self._fresh().account_snapshot_at(account_id, seq)
+        return self._holding(seq).account_snapshot_at(account_id, seq)
+
+    def account_snapshots_at(
+        self, points: list[tuple[str, int]]
+    ) -> list[AccountSnapshot | None]:
+        return self._holding(max((seq for _, seq in points), default=-1)).account_snapshots_at(
+            points
+        )
 
     def seq_at_time(self, ts: int) -> int:
         return self._fresh().seq_at_time(ts)

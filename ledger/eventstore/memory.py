@@ -15,7 +15,13 @@ from operator import attrgetter
 import orjson
 
 from ledger.core.chain import GENESIS_PREV_HASH, StoredEvent
-from ledger.core.machine import GroupOutcome, IdempotencyRecord, seq_named_by, unpack_snapshot
+from ledger.core.machine import (
+    GroupOutcome,
+    IdempotencyRecord,
+    seq_named_by,
+    touched_holds,
+    unpack_snapshot,
+)
 from ledger.core.state import Account, Hold, LedgerState
 from ledger.eventstore.port import AccountSnapshot, EventStore, EventStoreError
 
@@ -78,7 +84,7 @@ class MemoryEventStore(EventStore):
                 self._account_infos[account.id] = orjson.dumps(account.info())
         for scope, record in outcome.records.items():
             self._idem[scope] = record.pack()
-        for hold_id, hold in outcome.touched_holds(state).items():
+        for hold_id, hold in touched_holds(outcome.events, state).items():
             self._holds[hold_id] = orjson.dumps(hold.to_dict())
         self._head = (state.next_seq, state.last_ts, state.head_hash)
 

@@ -77,6 +77,13 @@ class EventStore(ABC):
         """The account's balance state right after the last event <= seq that touched it;
         None if the account did not exist yet. One index seek, no replay."""
 
+    def account_snapshots_at(
+        self, points: list[tuple[str, int]]
+    ) -> list[AccountSnapshot | None]:
+        """`account_snapshot_at` for many (account id, seq) points, in order. A store may
+        answer faster when a seq is one of the account's own events, as a projector's are."""
+        return [self.account_snapshot_at(account_id, seq) for account_id, seq in points]
+
     @abstractmethod
     def seq_at_time(self, ts: int) -> int:
         """The last seq whose event ts is <= ts (nanoseconds); -1 if there is none."""

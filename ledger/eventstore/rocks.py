@@ -322,6 +322,25 @@ class RocksEventStore(EventStore):
             return None
         return _SNAPSHOT.unpack(it.value())
 
+    def account_snapshots_at(
+        self, points: list[tuple[str, int]]
+    ) -> list[AccountSnapshot | None]:
+        # A point at one of the account's own events names its as-of key exactly: one
+        # multi-get answers all of those (an iterator and a seek per account cost about three
+        # times as much), and only the others are sought one by one.
+        self._check_open()
+        keys = [
+            account_id.encode() + _ACCOUNT_SEP + _SEQ.pack(min(max(seq, 0), _MAX_KEY_INT))
+            for account_id, seq in points
+        ]
+        unpack = _SNAPSHOT.unpack
+        found = self._by_account.get(keys) if keys else []
+        return [
+            unpack(value) if value is not None and seq >= 0
+            else self.account_snapshot_at(account_id, seq)
+            for (account_id, seq), value in zip(points, found, strict=True)
+        ]
+
     def seq_at_time(self, ts: int) -> int:
         self._check_open()
         if ts < 0:

@@ -412,6 +412,28 @@ class EventStoreContract:
         assert store.account_snapshot_at(a, 10**12) == (frozen, 70, 30, 0, 0, 0)
         assert store.account_snapshot_at(c, 10**12) == (0, 105, 0, 0, 0, 0)
 
+    def test_account_snapshots_at_answers_as_one_lookup_each(
+        self, store: EventStore, tmp_path: Path
+    ) -> None:
+        """The batch form gives what `account_snapshot_at` gives for every point: at the
+        account's own events (the exact keys a store may fetch at once), between them, before
+        the account existed, at -1, far ahead, and for an account that never existed."""
+        driver = Driver(store)
+        workload = Workload(driver, seed=11, accounts=6)
+        for _ in range(15):
+            workload.group()
+        store = self.restart(store, tmp_path)
+        head = store.head()[0]
+        nobody = account_id_for(LEDGER, "did:example:nobody")
+        points = [(account, seq) for account in [*workload.accounts, nobody]
+                  for seq in (-1, 0, 1, head // 3, head // 2, head - 1, head, 10**12)]
+        points += [(account, event.seq) for event in driver.events
+                   for account in workload.accounts if snapshot_of(event, account) is not None]
+        expected = [store.account_snapshot_at(account, seq) for account, seq in points]
+        assert any(snapshot is None for snapshot in expected)
+        assert store.account_snapshots_at(points) == expected
+        assert store.account_snapshots_at([]) == []
+
     def test_seq_at_time(self, store: EventStore, tmp_path: Path) -> None:
         driver = Driver(store)  # genesis: seqs 0-1 at GENESIS_NS
         t = GENESIS_NS
