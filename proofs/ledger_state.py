@@ -78,7 +78,21 @@ class AccountLeaf:
     last_seq: int = -1
 
     def encode(self) -> bytes:
-        return canonical_json({"id": self.id, "buckets": self.buckets, "last_seq": self.last_seq})
+        # Sealing encodes every changed leaf: the fixed shape written out directly is several
+        # times faster than json.dumps, with the same bytes (a test holds it to canonical_json).
+        # An id that JSON would escape (a quote, a backslash, a control character) is quoted
+        # by json itself.
+        account_id = self.id
+        if '"' in account_id or "\\" in account_id or not account_id.isprintable():
+            quoted = json.dumps(account_id, ensure_ascii=False)
+        else:
+            quoted = f'"{account_id}"'
+        b = self.buckets
+        return (
+            f'{{"buckets":{{"available":{b["available"]:d},"bonded":{b["bonded"]:d},'
+            f'"fee":{b["fee"]:d},"held":{b["held"]:d},"promo":{b["promo"]:d}}},'
+            f'"id":{quoted},"last_seq":{self.last_seq:d}}}'
+        ).encode()
 
     def liability(self) -> int:
         """The leaf's sum; refuses a negative bucket on any account but the issuance one."""

@@ -5,16 +5,20 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ledger.core.canonical import encode as ledger_canonical
 from ledger.core.state import FEE_POOL_DID, ISSUANCE_DID
 from ledger.core.state import account_id_for as ledger_account_id_for
 from ledger.eventstore.memory import MemoryEventStore
 from proofs.ledger_state import (
+    BUCKETS,
     AccountLeaf,
     LedgerStates,
     StateLeafError,
     account_id_for,
+    canonical_json,
     decode_leaf,
     is_issuance_account,
 )
@@ -112,3 +116,20 @@ def test_events_naming_unknown_accounts_or_reopening_one_are_refused():
         states.apply({"seq": 3, "type": "transfer", "details": {}, "legs": [
             {"account": USER, "bucket": "savings", "amount": 1},
         ]})
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    account_id=st.one_of(
+        st.text(min_size=1, max_size=12),
+        st.sampled_from([USER, ISSUANCE, 'a"b', "a\\b", "tab\there", "é", "\u2028", "\x00x"]),
+    ),
+    amounts=st.lists(st.integers(-(2**70), 2**70), min_size=5, max_size=5),
+    last_seq=st.integers(0, 2**63),
+)
+def test_the_written_out_leaf_is_byte_for_byte_canonical_json(account_id, amounts, last_seq):
+    leaf = AccountLeaf(account_id, dict(zip(BUCKETS, amounts, strict=True)), last_seq)
+    value = {"id": account_id, "buckets": leaf.buckets, "last_seq": last_seq}
+    assert leaf.encode() == canonical_json(value)
+    if abs(max(amounts, key=abs)) < 2**63:  # orjson's range
+        assert leaf.encode() == ledger_canonical(value)
