@@ -46,12 +46,18 @@ class Runtime:
         self.projector: BackgroundProjector | None = None
         self.shards: ShardRegistry | FollowerRegistry
         if self.distributed:
-            from ledger.transport.redis_bus import RedisBus, head_reader, writer_alive_reader
+            from ledger.transport.redis_bus import (
+                RedisBus,
+                balances_reader,
+                head_reader,
+                writer_alive_reader,
+            )
 
             self.shards = FollowerRegistry(
                 shards_root(), Path(settings.LEDGERFS_DATA_DIR) / "secondary",
                 head_reader(settings.REDIS_URL),
                 writer_alive=writer_alive_reader(settings.REDIS_URL),
+                current_source=balances_reader(settings.REDIS_URL),
             )
             self.bus: CommandBus = RedisBus(
                 settings.REDIS_URL, timeout_seconds=settings.LEDGERFS_BUS_TIMEOUT_SECONDS

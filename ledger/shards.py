@@ -130,15 +130,20 @@ class FollowerStore(EventStore):
     unknown. A secondary instance does not always see what its primary flushed on closing
     (measured: the last groups before a writer stops stay invisible to it), so a store still
     behind a known head after catching up is opened again with `opener`.
+
+    `current_source(account_id)`, when given, answers `account_now` without a catch-up: the
+    account's published (snapshot, seq) (`redis_balances`), or None to read the store.
     """
 
     def __init__(
-        self, opener: Callable[[], RocksEventStore], head_source: Callable[[], int | None]
+        self, opener: Callable[[], RocksEventStore], head_source: Callable[[], int | None],
+        current_source: Callable[[str], tuple[AccountSnapshot, int] | None] | None = None,
     ) -> None:
         self._opener = opener
         self._store = opener()
         self.ledger = self._store.ledger
         self._head_source = head_source
+        self._current_source = current_source
         self._lock = threading.Lock()
         self._retired: list[RocksEventStore] = []
         self.catch_ups = 0
@@ -215,6 +220,16 @@ class FollowerStore(EventStore):
             points
         )
 
+    def account_now(self, account_id: str) -> tuple[AccountSnapshot | None, int]:
+        if self._current_source is not None:
+            try:
+                current = self._current_source(account_id)
+            except Exception:
+                current = None  # the source is unreachable: the store answers
+            if current is not None:
+                return current
+        return super().account_now(account_id)
+
     def seq_at_time(self, ts: int) -> int:
         return self._fresh().seq_at_time(ts)
 
@@ -235,10 +250,12 @@ class FollowerRegistry:
     def __init__(
         self, root: Path, secondary_root: Path, head_source: Callable[[str], int], *,
         writer_alive: Callable[[str], bool] | None = None, create_wait_seconds: float = 10.0,
+        current_source: Callable[[str, str], tuple[AccountSnapshot, int] | None] | None = None,
     ) -> None:
         self.root = Path(root)
         self.secondary_root = Path(secondary_root)
         self.head_source = head_source
+        self.current_source = current_source
         self.writer_alive = writer_alive
         self.create_wait_seconds = create_wait_seconds
         self._shards: dict[str, Shard] = {}
@@ -307,4 +324,13 @@ class FollowerRegistry:
             store.catch_up()
             return store
 
-        return Shard(code, FollowerStore(opener, lambda: self.head_source(code)), None)
+        current = None
+        if self.current_source is not None:
+            source = self.current_source
+
+            def current(account_id: str) -> tuple[AccountSnapshot, int] | None:
+                return source(code, account_id)
+
+        return Shard(
+            code, FollowerStore(opener, lambda: self.head_source(code), current), None
+        )

@@ -9,6 +9,10 @@ cost of the fsync is shared by the whole group.
 If the append fails, the in-memory state is ahead of the disk: the writer fails every request of
 the group and reloads its state from the store, so what clients were told and what is stored
 never diverge.
+
+Two hooks follow a durable group, both in the writer's thread: `on_durable(events, last_seq)`
+before any of its requests is answered (for what readers must see by the time a client has its
+answer: the Redis bus server publishes balances there), and `on_commit(last_seq)` after.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from ledger.core.commands import Request
-from ledger.core.machine import Result, StateMachine
+from ledger.core.machine import Event, Result, StateMachine
 from ledger.eventstore.port import EventStore
 from ledger.gcpolicy import tune_for_throughput
 from ledger.replay import verify_tail
@@ -72,12 +76,14 @@ class Writer:
         clock: Callable[[], int] = time.time_ns,
         max_group_commands: int = MAX_GROUP_COMMANDS,
         on_commit: Callable[[int], None] | None = None,
+        on_durable: Callable[[list[Event], int], None] | None = None,
     ) -> None:
         self.store = store
         self.ledger = store.ledger
         self.clock = clock
         self.max_group_commands = max_group_commands
         self.on_commit = on_commit
+        self.on_durable = on_durable
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.machine: StateMachine | None = None
@@ -201,6 +207,11 @@ class Writer:
             return
         gc.enable()
         self.last_seq = state.next_seq - 1
+        if outcome.events and self.on_durable is not None:
+            try:
+                self.on_durable(outcome.events, self.last_seq)
+            except Exception:
+                log.exception("durable-group listener failed on ledger %s", self.ledger)
         for pending, results in zip(group, outcome.results, strict=True):
             pending.future.set_result(results)
         if outcome.events and self.on_commit is not None:

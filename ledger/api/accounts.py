@@ -12,7 +12,7 @@ from apiaccess.auth import command_client, require_scope
 from apiaccess.errors import ApiError
 from ledger.api.access import account_read_check
 from ledger.api.execution import commands_run, ledger_of_id, rejection_error, shard_get
-from ledger.api.reads import account_view, balance_at, point_resolve
+from ledger.api.reads import account_view, balance_at, balance_now, point_resolve
 from ledger.api.responses import with_errors
 from ledger.api.schemas import AccountBalancesOut, AccountIn, AccountOut
 from ledger.api.timestamps import datetime_to_ns
@@ -98,9 +98,12 @@ def balance_get(request: HttpRequest, query: Query[BalanceQuery]):
     if ledger is None:
         raise ApiError(404, "account_not_found", f"no account {account_id!r}")
     store = shard_get(ledger).store
-    as_of_ns = datetime_to_ns(query.as_of) if query.as_of is not None else None
-    seq = point_resolve(store, as_of_seq=query.as_of_seq, as_of_ns=as_of_ns)
-    state = balance_at(store, account_id, seq)
+    if query.as_of is None and query.as_of_seq is None:
+        state, seq = balance_now(store, account_id)
+    else:
+        as_of_ns = datetime_to_ns(query.as_of) if query.as_of is not None else None
+        seq = point_resolve(store, as_of_seq=query.as_of_seq, as_of_ns=as_of_ns)
+        state = balance_at(store, account_id, seq)
     if state is None:
         raise ApiError(404, "account_not_found", f"no account {account_id!r} at seq {seq}",
                        {"seq": seq})

@@ -84,6 +84,13 @@ class EventStore(ABC):
         answer faster when a seq is one of the account's own events, as a projector's are."""
         return [self.account_snapshot_at(account_id, seq) for account_id, seq in points]
 
+    def account_now(self, account_id: str) -> tuple[AccountSnapshot | None, int]:
+        """(the account's state at the head, the head's seq): a read of current balances,
+        which sees every acknowledged write. A store that follows a writer from another
+        process may answer from a faster source than its own log (`FollowerStore`)."""
+        seq = self.head()[0]
+        return self.account_snapshot_at(account_id, seq), seq
+
     @abstractmethod
     def seq_at_time(self, ts: int) -> int:
         """The last seq whose event ts is <= ts (nanoseconds); -1 if there is none."""

@@ -7,6 +7,7 @@
 | ledgerfs:writer:<CODE>     | string | writer (SET PX) | heartbeat: the writer's pid, expires   |
 | ledgerfs:head:<CODE>       | string | writer (SET)    | last seq acknowledged to any client    |
 | ledgerfs:events:<CODE>     | stream | writer (XADD)   | committed events, ids `<last seq>-1`   |
+| ledgerfs:balances:<CODE>   | hash   | writer (HSET)   | current account states (redis_balances)|
 """
 
 PREFIX = "ledgerfs"
@@ -33,3 +34,7 @@ def head(ledger: str) -> str:
 
 def events(ledger: str) -> str:
     return f"{PREFIX}:events:{ledger}"
+
+
+def balances(ledger: str) -> str:
+    return f"{PREFIX}:balances:{ledger}"

@@ -13,6 +13,9 @@ killed writer had read but not answered are still pending in the group; the rest
 executes them again. That is safe because of idempotency: a command whose key has a recorded
 outcome returns it (marked replayed) and changes nothing, so no command is ever applied twice.
 
+Before the replies of a group, the server publishes the new state of every account the group
+touched (`redis_balances`), so web processes read current balances without catching up.
+
 Failure semantics for clients: `BusUnavailable` (Redis unreachable, or lost while waiting) and
 `WriterUnavailable` (no live writer) are retryable errors; nothing is known to have been applied
 and resending the same commands with the same idempotency keys is always safe. A timeout means
@@ -34,8 +37,10 @@ import redis
 
 from ledger.bus import BusUnavailable, CommandBus, WriterUnavailable
 from ledger.core.commands import Request
-from ledger.core.machine import Result
+from ledger.core.machine import Event, Result, unpack_snapshot
+from ledger.eventstore.port import AccountSnapshot
 from ledger.transport import codec, keys
+from ledger.transport.redis_balances import HEAD_FIELD, latest_snapshots
 from ledger.writer import WriteFailed, Writer, WriterError
 
 log = logging.getLogger(__name__)
@@ -78,6 +83,21 @@ def head_reader(url: str):
         return None if value is None else int(value)
 
     return read_head
+
+
+def balances_reader(url: str):
+    """`(ledger, account id) -> (snapshot, seq)` from the published balances, for
+    `FollowerStore.account_now`; None when the account is not there (read the store then);
+    raises when Redis is unreachable."""
+    connection = redis_client(url, timeout_seconds=1.0)
+
+    def read_current(ledger: str, account_id: str) -> tuple[AccountSnapshot, int] | None:
+        snapshot, head = connection.hmget(keys.balances(ledger), [account_id, HEAD_FIELD])
+        if snapshot is None or head is None:
+            return None
+        return unpack_snapshot(snapshot), int(head)
+
+    return read_current
 
 
 def writer_alive_reader(url: str):
@@ -202,8 +222,19 @@ class RedisBus(CommandBus):
                 future.set_exception(TimeoutError("the ledger did not confirm in time"))
 
 
+class _Durable:
+    """A durable group's events, queued for the replier before that group's replies."""
+
+    __slots__ = ("events", "last_seq")
+
+    def __init__(self, events: list[Event], last_seq: int) -> None:
+        self.events = events
+        self.last_seq = last_seq
+
+
 class RedisBusServer:
-    """Feeds one shard's `Writer` from its bus stream and sends the replies."""
+    """Feeds one shard's `Writer` from its bus stream, publishes its balances and sends the
+    replies. It takes the writer's `on_durable` hook."""
 
     def __init__(self, url: str, writer: Writer) -> None:
         self.url = url
@@ -211,7 +242,11 @@ class RedisBusServer:
         self.ledger = writer.ledger
         self.stream_key = keys.bus(self.ledger)
         self._redis = redis_client(url)
+        # Replies and durable groups, in the order the writer produced them.
         self._replies: queue.SimpleQueue = queue.SimpleQueue()
+        # Only queues (it cannot fail): a group it missed would leave the balances stale.
+        writer.on_durable = lambda events, last_seq: self._replies.put(
+            _Durable(events, last_seq))
         self._stopping = threading.Event()
         self._replier = threading.Thread(
             target=self._reply_loop, name=f"ledger-bus-replier-{self.ledger}", daemon=True
@@ -313,6 +348,7 @@ class RedisBusServer:
     # -- the replier thread --------------------------------------------------------------------
 
     def _reply_loop(self) -> None:
+        self._balances_reset()
         while True:
             item = self._replies.get()
             if item is None:
@@ -329,11 +365,32 @@ class RedisBusServer:
                 batch.append(more)
             self._send(batch)
 
+    def _balances_reset(self) -> None:
+        """Delete the published balances before publishing any: groups this writer decided
+        before the server took its hook (or a previous incarnation's last ones) are not in
+        them, so they may be stale (see redis_balances)."""
+        while True:
+            try:
+                self._redis.delete(keys.balances(self.ledger))
+                return
+            except CONNECTION_ERRORS:
+                if self._stopping.is_set():
+                    return
+                time.sleep(RETRY_PAUSE_SECONDS)
+
     def _send(self, batch: list) -> None:
         store = self.writer.store
         last_seq = self.writer.last_seq
+        balances: dict[str | bytes, bytes | int] = {}
         replies = []
-        for _, request_id, reply_to, future in batch:
+        entry_ids = []
+        for item in batch:
+            if type(item) is _Durable:
+                balances.update(latest_snapshots(item.events))
+                balances[HEAD_FIELD] = item.last_seq
+                continue
+            entry_id, request_id, reply_to, future = item
+            entry_ids.append(entry_id)
             error = future.exception()
             if error is not None:
                 # Nothing of this request was applied (the writer reloaded its state).
@@ -346,17 +403,20 @@ class RedisBusServer:
                 }
                 data = codec.reply_encode(request_id, results, replayed, last_seq)
             replies.append((reply_to, data))
-        entry_ids = [item[0] for item in batch]
         while True:
             pipe = self._redis.pipeline(transaction=False)
-            # The head goes first: a reader that learns of an acknowledged write by any route
-            # finds the head at least that far and catches its secondary instance up to it.
+            # Balances and the head go first: a reader that learns of an acknowledged write by
+            # any route finds the write in the balances, and the head at least that far (it
+            # catches its secondary instance up to it).
+            if balances:
+                pipe.hset(keys.balances(self.ledger), mapping=balances)
             pipe.set(keys.head(self.ledger), last_seq)
             for reply_to, data in replies:
                 pipe.lpush(reply_to, data)
                 pipe.expire(reply_to, REPLY_TTL_SECONDS)
-            pipe.xack(self.stream_key, keys.BUS_GROUP, *entry_ids)
-            pipe.xdel(self.stream_key, *entry_ids)
+            if entry_ids:
+                pipe.xack(self.stream_key, keys.BUS_GROUP, *entry_ids)
+                pipe.xdel(self.stream_key, *entry_ids)
             try:
                 pipe.execute()
                 self.requests_handled += len(batch)

@@ -434,6 +434,16 @@ class EventStoreContract:
         assert store.account_snapshots_at(points) == expected
         assert store.account_snapshots_at([]) == []
 
+    def test_account_now_is_the_state_at_the_head(self, store: EventStore) -> None:
+        driver = Driver(store)
+        a, b = driver.open_accounts(2, balance=50)
+        driver.run([cmd("transfer", account=a, to=b, amount=8)])
+        driver.run([cmd("mint", account=b, amount=1)])  # a is not touched by the last group
+        head = store.head()[0]
+        assert store.account_now(a) == ((0, 42, 0, 0, 0, 0), head)
+        assert store.account_now(b) == ((0, 59, 0, 0, 0, 0), head)
+        assert store.account_now(account_id_for(LEDGER, "did:example:nobody")) == (None, head)
+
     def test_seq_at_time(self, store: EventStore, tmp_path: Path) -> None:
         driver = Driver(store)  # genesis: seqs 0-1 at GENESIS_NS
         t = GENESIS_NS

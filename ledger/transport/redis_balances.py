@@ -1,0 +1,42 @@
+"""Current account states in Redis, so a process that does not write a shard can answer a
+balance read without catching its RocksDB secondary instance up with the writer.
+
+Why: catching up replays the writer's WAL since the last catch-up, and under a load of 25,000
+transfers/s one catch-up took 7-15 ms (measured with reads back to back, which then kept the
+reading process busy). The writer process has every touched account's new state at hand when
+a group is durable (each event carries the snapshots it wrote to the store's as-of index), so
+its bus server writes them to one hash per ledger, before the replies of that group:
+
+| field            | value                                                          |
+|------------------|----------------------------------------------------------------|
+| `<account id>`   | the account's snapshot after its last event (`machine.pack_snapshot`) |
+| `HEAD_FIELD`     | the seq of the last event the hash includes                    |
+
+Rules that keep the hash right:
+- One HSET writes a batch's accounts and its head, so one HMGET of (account, head) sees the
+  account as of that head.
+- The HSET goes out before the replies of its groups on the same connection, so a client that
+  has its answer reads its own writes (`RedisBusServer`).
+- Every durable group is published (`Writer.on_durable`). Groups decided before a bus server
+  attached to its writer (a restart) were not, so the server deletes the hash before it
+  publishes anything; Redis losing its data empties it too. An account missing from the hash
+  is read from the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ledger.core.machine import Event
+
+HEAD_FIELD = b"\x00head"
+"""Cannot collide with an account id (ids are printable)."""
+
+
+def latest_snapshots(events: Iterable[Event]) -> dict[str, bytes]:
+    """Each touched account's snapshot after the last of `events` (given in seq order)."""
+    latest: dict[str, bytes] = {}
+    for event in events:
+        for account_id, snapshot in event.snapshots:
+            latest[account_id] = snapshot
+    return latest
