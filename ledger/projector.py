@@ -11,6 +11,10 @@ after each event (its as-of index), so a batch writes each touched account's sta
 batch's end, once, whatever the number of its events in the batch. That makes projection cost
 grow with the accounts a batch touches rather than with the events, and it never reads the rows
 it overwrites.
+
+In the writer's own process the events come from memory when they can (`ProjectionFeed`): their
+snapshots are the states to write, so a transfer costs neither a read from the store nor a JSON
+parse.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ import psycopg
 from django.db import connection, models, transaction
 
 from ledger.core.events import event_accounts
+from ledger.core.machine import Event, unpack_snapshot
 from ledger.core.state import STATUS_CODES, AccountStatus
 from ledger.eventstore.port import AccountSnapshot, EventStore
 from ledger.models import BUCKET_FIELDS, Account, Hold, Ledger, ProjectionCursor
+from ledger.projection_feed import ProjectionFeed
 
 BATCH_EVENTS = 20_000
 """Events per transaction at most: larger batches write each busy account fewer times."""
@@ -41,19 +47,29 @@ _ACCOUNT_UPDATE_FIELDS = ["status", *BUCKET_FIELDS, "last_seq"]
 _HOLD_UPDATE_FIELDS = ["status", "captured", "resolved_seq"]
 
 
-def project(ledger: Ledger, store: EventStore, *, limit: int = BATCH_EVENTS) -> int:
-    """Apply up to `limit` events after the ledger's cursor; returns how many were applied."""
+def project(
+    ledger: Ledger, store: EventStore, *, limit: int = BATCH_EVENTS,
+    feed: ProjectionFeed | None = None,
+) -> int:
+    """Apply up to `limit` events after the ledger's cursor; returns how many were applied.
+    The events come from `feed` when it holds them, else from the store."""
     with transaction.atomic():
         _commit_without_flush()
         cursor, _ = ProjectionCursor.objects.select_for_update().get_or_create(ledger=ledger)
-        stored = list(store.read(cursor.last_seq, limit))
-        if not stored:
-            return 0
-        bodies = [orjson.loads(event.body) for event in stored]
-        _Batch(ledger, store, bodies).apply()
-        cursor.last_seq = stored[-1].seq
+        events = feed.take(ledger.code, cursor.last_seq, limit) if feed is not None else []
+        if events:
+            batch = _Batch.of_events(ledger, store, events)
+            last_seq, count = events[-1].seq, len(events)
+        else:
+            stored = list(store.read(cursor.last_seq, limit))
+            if not stored:
+                return 0
+            batch = _Batch.of_bodies(ledger, store, [orjson.loads(e.body) for e in stored])
+            last_seq, count = stored[-1].seq, len(stored)
+        batch.apply()
+        cursor.last_seq = last_seq
         cursor.save(update_fields=["last_seq", "updated_at"])
-    return len(stored)
+    return count
 
 
 def _commit_without_flush() -> None:
@@ -68,10 +84,10 @@ def _commit_without_flush() -> None:
             cursor.execute("SET LOCAL synchronous_commit = off")
 
 
-def catch_up(ledger: Ledger, store: EventStore) -> int:
+def catch_up(ledger: Ledger, store: EventStore, feed: ProjectionFeed | None = None) -> int:
     """Project until the cursor reaches the end of the log; returns the events applied."""
     total = 0
-    while applied := project(ledger, store):
+    while applied := project(ledger, store, feed=feed):
         total += applied
     return total
 
@@ -111,12 +127,15 @@ def _update_rows(model: type[models.Model], fields: list[str], rows: list[list])
             + " FROM unnest(" + ", ".join(f"%s::{kind}[]" for kind in types) + ")"
             + f" AS v({', '.join(names)}) WHERE {table}.{pk} = v.{pk}"
         )
-        # A plain psycopg cursor binds parameters on the server side. The connection's own
-        # cursor factory is Django's client-side binding cursor, which would quote every array
-        # element in Python (measured: an eighth of the projector's time).
+        # Each column goes as one array literal in a plain psycopg cursor (server-side
+        # binding). Django's cursor would quote every element in Python (an eighth of the
+        # projector's time), and psycopg binding a list still dumps element by element
+        # (measured on 10,000 rows of 8 columns: 40 ms of CPU as lists, 6 ms as literals).
         connection.ensure_connection()
+        literals = [_array_literal(list(column), kind in _INTEGER_TYPES)
+                    for column, kind in zip(zip(*rows, strict=True), types, strict=True)]
         with psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
+            cursor.execute(sql, literals)
         return
     assignments = ", ".join(f"{quote(column)} = %s" for column in columns)
     sql = f"UPDATE {table} SET {assignments} WHERE {pk} = %s"
@@ -124,29 +143,73 @@ def _update_rows(model: type[models.Model], fields: list[str], rows: list[list])
         cursor.executemany(sql, rows)
 
 
+_INTEGER_TYPES = frozenset({"smallint", "integer", "bigint"})
+
+
+def _array_literal(values: list, integers: bool) -> str:
+    """A PostgreSQL array literal: integers as they are, anything else as a quoted string."""
+    if integers:
+        if None in values:
+            return "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
+        return "{" + ",".join(map(str, values)) + "}"
+    return "{" + ",".join(
+        "NULL" if v is None else '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+        for v in values
+    ) + "}"
+
+
 class _Batch:
     """What one batch of events changes: new accounts and holds, changed holds, and the final
-    state of every account touched (read from the store's as-of index), written once each."""
+    state of every account touched, written once each. Those states come from the events'
+    own snapshots when they are at hand, else from the store's as-of index."""
 
     def __init__(self, ledger: Ledger, store: EventStore, bodies: list[dict]) -> None:
         self.ledger = ledger
         self.store = store
-        self.bodies = bodies
         hold_ids = {body["refs"]["hold_id"] for body in bodies if "hold_id" in body["refs"]}
         self.holds = Hold.objects.in_bulk(list(hold_ids))
         self.new_accounts: dict[str, Account] = {}
         self.new_holds: dict[str, Hold] = {}
         self.last_seq_of: dict[str, int] = {}  # account id -> its last event in the batch
+        self.known: dict[str, tuple[int, bytes]] = {}  # account id -> (seq, packed snapshot)
         self.next_position = Account.objects.filter(ledger=ledger).count()
 
+    @classmethod
+    def of_bodies(cls, ledger: Ledger, store: EventStore, bodies: list[dict]) -> _Batch:
+        batch = cls(ledger, store, bodies)
+        for body in bodies:
+            batch._apply(body)
+        return batch
+
+    @classmethod
+    def of_events(cls, ledger: Ledger, store: EventStore, events: list[Event]) -> _Batch:
+        """From a writer's events: a transfer only moves its two accounts' states (its legs,
+        which are its snapshots), so only the other events are decoded and applied."""
+        others = {event.seq: event.body for event in events if event.type != "transfer"}
+        batch = cls(ledger, store, list(others.values()))
+        last_seq_of, known = batch.last_seq_of, batch.known
+        for event in events:
+            seq = event.seq
+            body = others.get(seq)
+            if body is not None:
+                batch._apply(body)
+            for account_id, snapshot in event.snapshots:
+                known[account_id] = (seq, snapshot)
+                if body is None:
+                    last_seq_of[account_id] = seq
+        return batch
+
     def apply(self) -> None:
-        for body in self.bodies:
-            self._apply(body)
         changed = []
-        points = list(self.last_seq_of.items())
-        for (account_id, seq), snapshot in zip(
-            points, self.store.account_snapshots_at(points), strict=True
-        ):
+        known = self.known
+        missing = [(account_id, seq) for account_id, seq in self.last_seq_of.items()
+                   if known.get(account_id, (None,))[0] != seq]
+        fetched = dict(zip((account_id for account_id, _ in missing),
+                           self.store.account_snapshots_at(missing), strict=True))
+        for account_id, seq in self.last_seq_of.items():
+            seen = known.get(account_id)
+            snapshot = (unpack_snapshot(seen[1]) if seen is not None and seen[0] == seq
+                        else fetched[account_id])
             state = self._state(account_id, seq, snapshot)
             account = self.new_accounts.get(account_id)
             if account is None:

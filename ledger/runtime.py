@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from ledger.bus import CommandBus, InProcessBus
+from ledger.projection_feed import ProjectionFeed
 from ledger.shards import FollowerRegistry, ShardRegistry
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,10 @@ class Runtime:
             self.commit_listeners: list[Callable[[str, int], None]] = []
             if self.projector is not None:
                 self.commit_listeners.append(self.projector.notify)
-            self.shards = ShardRegistry(shards_root(), on_commit=self._committed)
+            self.shards = ShardRegistry(
+                shards_root(), on_commit=self._committed,
+                on_durable=self.projector.feed.add if self.projector is not None else None,
+            )
             self.bus = InProcessBus(self.shards)
 
     def _committed(self, ledger: str, last_seq: int) -> None:
@@ -132,6 +136,9 @@ class BackgroundProjector:
     so under load a short pause lets one round cover many group commits (an account busy in
     all of them is written once instead of once per group), which keeps projection from
     taking the writer's CPU.
+
+    Writers of this process hand their durable groups to `feed` (`ShardRegistry(on_durable=
+    projector.feed.add)`), so rounds take their events from memory (`ProjectionFeed`).
     """
 
     RETRY_SECONDS = 1.0
@@ -142,6 +149,7 @@ class BackgroundProjector:
         self._wake = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self.feed = ProjectionFeed()
 
     def notify(self, ledger: str, last_seq: int) -> None:
         with self._wake:
@@ -179,7 +187,8 @@ class BackgroundProjector:
             for code in sorted(dirty):
                 try:
                     close_old_connections()
-                    catch_up(Ledger.objects.get(code=code), self._shards.get(code).store)
+                    catch_up(Ledger.objects.get(code=code), self._shards.get(code).store,
+                             self.feed)
                 except Exception:
                     log.warning("projecting ledger %s failed; retrying", code, exc_info=True)
                     failed.add(code)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ledger.core.chain import StoredEvent
-from ledger.core.machine import GroupOutcome, IdempotencyRecord
+from ledger.core.machine import Event, GroupOutcome, IdempotencyRecord
 from ledger.core.state import LedgerState
 from ledger.eventstore.port import AccountSnapshot, EventStore, EventStoreError
 from ledger.eventstore.rocks import RocksEventStore
@@ -57,10 +57,12 @@ class Shard:
 class ShardRegistry:
     def __init__(
         self, root: Path, *, on_commit: Callable[[str, int], None] | None = None,
+        on_durable: Callable[[str, list[Event], int], None] | None = None,
         sync: bool = True,
     ) -> None:
         self.root = Path(root)
         self.on_commit = on_commit
+        self.on_durable = on_durable
         self.sync = sync
         self._shards: dict[str, Shard] = {}
         self._lock = threading.Lock()
@@ -107,6 +109,10 @@ class ShardRegistry:
                 notify(code, last_seq)
 
         writer = Writer(store, on_commit=on_commit)
+        if self.on_durable is not None:
+            durable = self.on_durable
+            writer.durable_listeners.append(
+                lambda events, last_seq: durable(code, events, last_seq))
         try:
             writer.start()
         except Exception:

@@ -10,9 +10,11 @@ If the append fails, the in-memory state is ahead of the disk: the writer fails 
 the group and reloads its state from the store, so what clients were told and what is stored
 never diverge.
 
-Two hooks follow a durable group, both in the writer's thread: `on_durable(events, last_seq)`
-before any of its requests is answered (for what readers must see by the time a client has its
-answer: the Redis bus server publishes balances there), and `on_commit(last_seq)` after.
+Two kinds of listener follow a durable group, in the writer's thread: `durable_listeners`, each
+called `(events, last_seq)` before any of the group's requests is answered (for what readers must
+see by the time a client has its answer: the Redis bus server publishes balances there; and for
+the projector, which takes the events from memory), then `on_commit(last_seq)`. They must be
+quick: the next group waits for them.
 """
 
 from __future__ import annotations
@@ -83,7 +85,9 @@ class Writer:
         self.clock = clock
         self.max_group_commands = max_group_commands
         self.on_commit = on_commit
-        self.on_durable = on_durable
+        self.durable_listeners: list[Callable[[list[Event], int], None]] = []
+        if on_durable is not None:
+            self.durable_listeners.append(on_durable)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.machine: StateMachine | None = None
@@ -207,11 +211,12 @@ class Writer:
             return
         gc.enable()
         self.last_seq = state.next_seq - 1
-        if outcome.events and self.on_durable is not None:
-            try:
-                self.on_durable(outcome.events, self.last_seq)
-            except Exception:
-                log.exception("durable-group listener failed on ledger %s", self.ledger)
+        if outcome.events:
+            for listener in self.durable_listeners:
+                try:
+                    listener(outcome.events, self.last_seq)
+                except Exception:
+                    log.exception("durable-group listener failed on ledger %s", self.ledger)
         for pending, results in zip(group, outcome.results, strict=True):
             pending.future.set_result(results)
         if outcome.events and self.on_commit is not None:

@@ -17,7 +17,7 @@ Rules that keep the hash right:
   account as of that head.
 - The HSET goes out before the replies of its groups on the same connection, so a client that
   has its answer reads its own writes (`RedisBusServer`).
-- Every durable group is published (`Writer.on_durable`). Groups decided before a bus server
+- Every durable group is published (`Writer.durable_listeners`). Groups decided before a bus server
   attached to its writer (a restart) were not, so the server deletes the hash before it
   publishes anything; Redis losing its data empties it too. An account missing from the hash
   is read from the store.

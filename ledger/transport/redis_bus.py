@@ -234,7 +234,7 @@ class _Durable:
 
 class RedisBusServer:
     """Feeds one shard's `Writer` from its bus stream, publishes its balances and sends the
-    replies. It takes the writer's `on_durable` hook."""
+    replies (it listens to the writer's durable groups)."""
 
     def __init__(self, url: str, writer: Writer) -> None:
         self.url = url
@@ -245,8 +245,8 @@ class RedisBusServer:
         # Replies and durable groups, in the order the writer produced them.
         self._replies: queue.SimpleQueue = queue.SimpleQueue()
         # Only queues (it cannot fail): a group it missed would leave the balances stale.
-        writer.on_durable = lambda events, last_seq: self._replies.put(
-            _Durable(events, last_seq))
+        writer.durable_listeners.append(
+            lambda events, last_seq: self._replies.put(_Durable(events, last_seq)))
         self._stopping = threading.Event()
         self._replier = threading.Thread(
             target=self._reply_loop, name=f"ledger-bus-replier-{self.ledger}", daemon=True
@@ -367,7 +367,7 @@ class RedisBusServer:
 
     def _balances_reset(self) -> None:
         """Delete the published balances before publishing any: groups this writer decided
-        before the server took its hook (or a previous incarnation's last ones) are not in
+        before the server listened to it (or a previous incarnation's last ones) are not in
         them, so they may be stale (see redis_balances)."""
         while True:
             try:

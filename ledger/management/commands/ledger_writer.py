@@ -44,16 +44,16 @@ class Command(BaseCommand):
         self._register(ledger, scale)
 
         listeners = []
+        projector = None if no_project else BackgroundProjector()
         registry = ShardRegistry(
-            shards_root(), on_commit=lambda code, seq: [notify(code, seq) for notify in listeners]
+            shards_root(), on_commit=lambda code, seq: [notify(code, seq) for notify in listeners],
+            on_durable=projector.feed.add if projector is not None else None,
         )
         shard = registry.create(ledger)
         stream = RedisEventStream(settings.REDIS_URL)
         publisher = StreamPublisher(stream, shard.store).start()
         listeners.append(lambda code, seq: publisher.notify(seq))
-        projector = None
-        if not no_project:
-            projector = BackgroundProjector()
+        if projector is not None:
             projector.start(registry)
             listeners.append(projector.notify)
             projector.notify(ledger, shard.writer.last_seq)  # catch up after downtime
