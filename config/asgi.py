@@ -13,7 +13,7 @@ django.setup(set_prefix=False)
 
 # Imported once Django is set up: the handler loads the middleware.
 from config.asgi_http import SyncChainASGIHandler  # noqa: E402
-from ledger.gcpolicy import tune_for_throughput  # noqa: E402
+from ledger.interpreter import tune_for_throughput  # noqa: E402
 
 tune_for_throughput()
 

@@ -30,7 +30,7 @@ from concurrent.futures import Future
 from ledger.core.commands import Request
 from ledger.core.machine import Event, Result, StateMachine
 from ledger.eventstore.port import EventStore
-from ledger.gcpolicy import tune_for_throughput
+from ledger.interpreter import tune_for_throughput
 from ledger.replay import verify_tail
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class Writer:
         self.last_seq = state.next_seq - 1
         # The loaded state lives as long as the writer: keep it out of the cyclic collector's
         # generations so collections stay short however many accounts there are; and collect
-        # less often (see gcpolicy).
+        # less often (see ledger.interpreter).
         gc.freeze()
         tune_for_throughput()
 

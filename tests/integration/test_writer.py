@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import rocksdict
 
-from ledger import gcpolicy
+from ledger import interpreter
 from ledger.core.chain import ChainBroken
 from ledger.core.codes import ResultCode
 from ledger.core.commands import Command, Request
@@ -237,15 +237,19 @@ def test_a_stopped_writer_refuses_new_requests(writer):
         writer.submit(Request([Command("open_account", "o", did="did:x")]))
 
 
-def test_a_writer_collects_young_objects_on_its_own_schedule(path, monkeypatch):
-    """A writer's process collects every YOUNG_THRESHOLD allocations, not every 700
-    (ledger/gcpolicy.py says why). Recorded, not applied, so this test changes no other's GC."""
+def test_a_writer_tunes_its_interpreter(path, monkeypatch):
+    """A writer's process collects every YOUNG_THRESHOLD allocations, not every 700, and
+    switches threads every millisecond (ledger/interpreter.py says why). Recorded, not applied,
+    so this test changes no other's interpreter."""
     thresholds: list[tuple[int, ...]] = []
-    monkeypatch.setattr(gcpolicy.gc, "set_threshold", lambda *values: thresholds.append(values))
+    intervals: list[float] = []
+    monkeypatch.setattr(interpreter.gc, "set_threshold", lambda *values: thresholds.append(values))
+    monkeypatch.setattr(interpreter.sys, "setswitchinterval", intervals.append)
     store = RocksEventStore(path, "EUR")
     try:
         Writer(store).recover()
     finally:
         store.close()
-    assert thresholds == [(gcpolicy.YOUNG_THRESHOLD, gcpolicy.MIDDLE_THRESHOLD,
-                           gcpolicy.OLD_THRESHOLD)]
+    assert thresholds == [(interpreter.YOUNG_THRESHOLD, interpreter.MIDDLE_THRESHOLD,
+                           interpreter.OLD_THRESHOLD)]
+    assert intervals == [interpreter.SWITCH_INTERVAL_SECONDS] == [0.001]

@@ -10,7 +10,6 @@ requests already taken are durable and answered.
 from __future__ import annotations
 
 import signal
-import sys
 import time
 
 from django.conf import settings
@@ -25,14 +24,6 @@ from ledger.transport.redis_bus import RedisBusServer
 from ledger.transport.redis_stream import RedisEventStream
 
 DATABASE_WAIT_SECONDS = 30.0
-SWITCH_INTERVAL_SECONDS = 0.001
-"""How long another thread may keep the GIL once the writer's thread asks for it (default 5 ms).
-
-The writer's thread shares this interpreter with the projector, the stream publisher and the
-bus replier, and lets the GIL go at every RocksDB multi-get and between groups; each time it
-waited up to a whole switch interval to get it back. `python -m bench http-distributed`,
-alternating runs: 24,560 / 24,983 transfers/s with 5 ms, 26,984 / 27,468 with 1 ms (0.5 and
-0.2 ms were no better than 1)."""
 
 
 class Command(BaseCommand):
@@ -48,7 +39,6 @@ class Command(BaseCommand):
     def handle(self, *args, ledger: str, scale: int, no_project: bool, **options) -> None:
         if not valid_ledger_code(ledger):
             raise CommandError(f"invalid ledger code {ledger!r}")
-        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         if not settings.REDIS_URL:
             raise CommandError("REDIS_URL is not set: the writer process needs the Redis bus")
         self._register(ledger, scale)
