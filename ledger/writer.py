@@ -30,7 +30,7 @@ from concurrent.futures import Future
 from ledger.core.commands import Request
 from ledger.core.machine import Event, Result, StateMachine
 from ledger.eventstore.port import EventStore
-from ledger.interpreter import tune_for_throughput
+from ledger.interpreter import tune_for_writer
 from ledger.replay import verify_tail
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class Writer:
         # generations so collections stay short however many accounts there are; and collect
         # less often (see ledger.interpreter).
         gc.freeze()
-        tune_for_throughput()
+        tune_for_writer()
 
     def start(self) -> Writer:
         if self._thread is not None:
