@@ -386,7 +386,7 @@ def test_every_api_error_is_the_json_shape(api, book, monkeypatch) -> None:
     assert unknown.status_code == 404 and unknown.json()["code"] == "not_found"
     wrong_method = api.delete("/api/v1/ledgers")
     assert wrong_method.status_code == 405 and wrong_method.json()["code"] == "method_not_allowed"
-    monkeypatch.setattr("ledger.api.accounts.balance_at",
+    monkeypatch.setattr("ledger.api.accounts.balance_now",
                         lambda *args: (_ for _ in ()).throw(RuntimeError("boom")))
     crashed = api.get(f"/api/v1/balances?account={book[0]}")
     assert crashed.status_code == 500
