@@ -253,3 +253,31 @@ def test_a_writer_tunes_its_interpreter(path, monkeypatch):
     assert thresholds == [(interpreter.YOUNG_THRESHOLD, interpreter.MIDDLE_THRESHOLD,
                            interpreter.OLD_THRESHOLD)]
     assert intervals == [interpreter.SWITCH_INTERVAL_SECONDS] == [0.001]
+
+
+def test_small_requests_are_committed_ahead_of_the_bulk_queued_with_them(path):
+    store = RocksEventStore(path, LEDGER)
+    writer = Writer(store).start()
+    try:
+        open_and_fund(writer, ["a", "b"])
+        # Hold the writer in a group while a bulk request and then a lone payment queue up.
+        release = threading.Event()
+        writer.durable_listeners.append(lambda events, last_seq: release.wait(10))
+        blocker = writer.submit(Request([Command("mint", "block", account=acc("a"), amount=1)]))
+        time.sleep(0.2)
+        bulk = writer.submit(Request([
+            Command("transfer", f"bulk-{i}", account=acc("a"), to=acc("b"), amount=1)
+            for i in range(50)]))
+        lone = writer.submit(Request([Command("transfer", "lone", account=acc("b"),
+                                              to=acc("a"), amount=2)]))
+        release.set()
+        [blocked] = blocker.result(10)
+        [paid] = lone.result(10)
+        moved = bulk.result(10)
+        assert all(r.ok for r in [blocked, paid, *moved])
+        # Taken from the queue together, the lone payment went first, in a group of its own.
+        assert blocked.seq < paid.seq < moved[0].seq
+        assert [r.seq for r in moved] == list(range(paid.seq + 1, paid.seq + 51))
+    finally:
+        writer.stop()
+        store.close()
