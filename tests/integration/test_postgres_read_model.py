@@ -1,7 +1,7 @@
 """The read-model tests again, on PostgreSQL (the distributed mode's database): the projector
 takes a PostgreSQL-only path there (one `UPDATE ... FROM unnest(...)` per batch, its columns as
-array literals, commits without waiting for the WAL flush), which the SQLite runs of
-test_read_model.py and test_projection_feed.py do not reach."""
+array literals, commits without waiting for the WAL flush), which the SQLite run of
+test_read_model.py does not reach."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def test_the_read_model_tests_pass_on_postgres(postgres_url, tmp_path):
     report = tmp_path / "report.xml"
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}",
-         "tests/integration/test_read_model.py", "tests/integration/test_projection_feed.py"],
+         "tests/integration/test_read_model.py"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
