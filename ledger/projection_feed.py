@@ -1,10 +1,11 @@
 """Durable groups handed from a writer to the projector of the same process, in memory.
 
-Why: reading each event back from the store and parsing its JSON had made the projector the
-largest user of the writer process's interpreter under distributed load, ahead of the writer
-itself. The writer's events already carry the account snapshots the projector needs
-(`ledger.projector`, `_Batch.of_events`). Pure Python, no Django: the runtime creates it
-before Django's apps are loaded.
+Why: under distributed load py-spy found the projector thread in 39% of the writer process's
+active samples, reading each event back from the store and parsing its JSON among the largest
+items, while the writer's events already carry the account snapshots the projector needs
+(`ledger.projector`, `_Batch.of_events`). Measured: the projector thread's CPU went from 0.23
+to 0.20 core at about 25,000 transfers/s (most of the rest is its UPDATE). Pure Python, no
+Django: the runtime creates it before Django's apps are loaded.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ def test_array_literals_read_back_as_the_values(postgres_url):
     with psycopg.connect(postgres_url) as connection:
         row = connection.execute(
             "SELECT %s::text[], %s::bigint[], %s::bigint[]",
-            [_array_literal(texts, False), _array_literal(numbers, True),
-             _array_literal([1, 2], True)],
+            [_array_literal(tuple(texts), False), _array_literal(tuple(numbers), True),
+             _array_literal((1, 2), True)],
         ).fetchone()
     assert row == (texts, numbers, [1, 2])
