@@ -282,9 +282,11 @@ class RedisBusServer:
                 cursor = "0"
                 self._stopping.wait(RETRY_PAUSE_SECONDS)
             except redis.ResponseError as exc:
-                if "NOGROUP" not in str(exc):
+                # Redis lost its data (a restart without persistence, FLUSHALL): the next read
+                # finds no group, or a read blocked at that moment is unblocked.
+                if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
                     raise
-                cursor = "0"  # Redis lost its data (a restart without persistence)
+                cursor = "0"
         # Let the writer finish what it was handed, so those requests are answered too.
         self.writer.stop()
         self._replies.put(None)

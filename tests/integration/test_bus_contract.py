@@ -197,3 +197,22 @@ class TestRedisBus(BusContract):
             assert shard.store.head()[0] == head
         finally:
             redis_server.start()
+
+    def test_redis_emptied_under_a_waiting_writer_loses_no_later_command(self, bus,
+                                                                        redis_server):
+        """FLUSHALL while the writer blocks reading its stream (idle, as here) unblocks it with
+        an error; it must recreate its group and serve on, not stop."""
+        import redis
+
+        from ledger.transport import keys
+
+        client, shard, _ = bus
+        open_and_fund(client, ["a"])
+        head = shard.store.head()[0]
+        redis_server.client().flushall()
+        heartbeat = keys.writer_heartbeat(LEDGER)
+        wait_for(lambda: redis.Redis.from_url(redis_server.url).exists(heartbeat), 10,
+                 "the writer's heartbeat after the flush")
+        [minted] = client.execute(LEDGER, Request([Command("mint", "after-flush",
+                                                            account=acc("a"), amount=5)]))
+        assert minted.ok and minted.seq == head + 1
