@@ -1,4 +1,5 @@
-"""The HTTP handler uvicorn serves: the middleware chain is built sync and entered once.
+"""The HTTP handler uvicorn serves: the middleware chain is built sync and entered once, in a
+request thread taken from a pool.
 
 `config.asgi_http` explains why: Django's own ASGI handler runs each hook of each middleware
 through its own thread hand-off. These tests drive the handler the way an ASGI server does.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import orjson
@@ -24,6 +26,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _get(handler: SyncChainASGIHandler, path: str) -> tuple[int, bytes]:
+    return asyncio.run(_exchange(handler, path))
+
+
+async def _exchange(handler: SyncChainASGIHandler, path: str) -> tuple[int, bytes]:
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
         "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
@@ -31,19 +37,16 @@ def _get(handler: SyncChainASGIHandler, path: str) -> tuple[int, bytes]:
         "server": ("testserver", 80),
     }
 
-    async def exchange() -> tuple[int, bytes]:
-        app = ApplicationCommunicator(handler, scope)
-        await app.send_input({"type": "http.request", "body": b"", "more_body": False})
-        start = await app.receive_output(10)
-        body = b""
-        while True:
-            message = await app.receive_output(10)
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        return start["status"], body
-
-    return asyncio.run(exchange())
+    app = ApplicationCommunicator(handler, scope)
+    await app.send_input({"type": "http.request", "body": b"", "more_body": False})
+    start = await app.receive_output(10)
+    body = b""
+    while True:
+        message = await app.receive_output(10)
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    return start["status"], body
 
 
 def test_the_middleware_chain_is_sync():
@@ -69,6 +72,34 @@ def test_a_request_enters_sync_code_once(monkeypatch):
     assert hand_offs.count("BaseHandler.get_response") == 1
     assert not [name for name in hand_offs if "Middleware" in name or name == "healthz"]
     assert len(hand_offs) <= 2, hand_offs
+
+
+def test_requests_reuse_idle_threads_and_concurrent_ones_get_their_own(monkeypatch):
+    handler = SyncChainASGIHandler()
+    threads: list[int] = []
+    together = threading.Barrier(2, timeout=10)
+    concurrent = [False]
+    original = handler.get_response
+
+    def recording(request):
+        threads.append(threading.get_ident())
+        if concurrent[0]:
+            together.wait()  # passes only if both requests run at once, in two threads
+        return original(request)
+
+    monkeypatch.setattr(handler, "get_response", recording)
+    for _ in range(3):
+        assert _get(handler, "/healthz")[0] == 200
+    assert len(set(threads)) == 1 and threads[0] != threading.get_ident()
+
+    concurrent[0] = True
+    threads.clear()
+
+    async def both() -> list:
+        return await asyncio.gather(_exchange(handler, "/healthz"), _exchange(handler, "/healthz"))
+
+    assert [status for status, _ in asyncio.run(both())] == [200, 200]
+    assert len(set(threads)) == 2
 
 
 def test_the_web_process_collects_on_the_throughput_schedule():
