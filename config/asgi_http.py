@@ -23,8 +23,10 @@ from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.core.handlers.asgi import ASGIHandler
 from django.http import HttpRequest, HttpResponseBase
 
-IDLE_THREADS_MAX = 64
-"""Request threads kept for reuse; beyond that, a finished request's thread ends."""
+IDLE_THREADS_MAX = 16
+"""Request threads kept for reuse; beyond that, a finished request's thread ends. Each kept
+thread keeps its database connection for up to CONN_MAX_AGE, so this bounds a web worker's
+idle connections (PostgreSQL allows 100 by default, for every process of the stack)."""
 
 
 class SyncChainASGIHandler(ASGIHandler):
