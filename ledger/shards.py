@@ -330,13 +330,8 @@ class FollowerRegistry:
             store.catch_up()
             return store
 
-        current = None
-        if self.current_source is not None:
-            source = self.current_source
-
-            def current(account_id: str) -> tuple[AccountSnapshot, int] | None:
-                return source(code, account_id)
-
+        source = self.current_source
+        current = None if source is None else (lambda account_id: source(code, account_id))
         return Shard(
             code, FollowerStore(opener, lambda: self.head_source(code), current), None
         )

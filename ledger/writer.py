@@ -87,7 +87,6 @@ class Writer:
         clock: Callable[[], int] = time.time_ns,
         max_group_commands: int = MAX_GROUP_COMMANDS,
         on_commit: Callable[[int], None] | None = None,
-        on_durable: Callable[[list[Event], int], None] | None = None,
     ) -> None:
         self.store = store
         self.ledger = store.ledger
@@ -95,8 +94,6 @@ class Writer:
         self.max_group_commands = max_group_commands
         self.on_commit = on_commit
         self.durable_listeners: list[Callable[[list[Event], int], None]] = []
-        if on_durable is not None:
-            self.durable_listeners.append(on_durable)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.machine: StateMachine | None = None
