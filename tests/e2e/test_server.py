@@ -1,11 +1,12 @@
 """The web process as `make run` starts it: uvicorn, ASGI, WhiteNoise, no collectstatic."""
 
 import urllib.request
+from email.message import Message
 
 
-def fetch(url: str) -> tuple[int, dict[str, str], bytes]:
+def fetch(url: str) -> tuple[int, Message, bytes]:
     with urllib.request.urlopen(url, timeout=5) as response:
-        return response.status, dict(response.headers), response.read()
+        return response.status, response.headers, response.read()
 
 
 def test_operator_console_login_is_served(server_url: str) -> None:
