@@ -11,7 +11,7 @@ from ledger.core.commands import Command
 from ledger.core.state import account_id_for
 from ledger.models import Account, Hold, Ledger, ProjectionCursor
 from ledger.projection_feed import ProjectionFeed
-from ledger.projector import catch_up, rebuild
+from ledger.projector import catch_up, project, rebuild
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -194,6 +194,25 @@ def test_events_the_feed_missed_are_read_from_the_store_first(ledger_runtime):
     assert catch_up(ledger, shard.store, feed) == shard.writer.last_seq - 1
     assert (Account.objects.get(id=acc("alice")).available,
             Account.objects.get(id=acc("bob")).available) == (860, 40)
+    fed = rows(ledger)
+    rebuild(ledger, shard.store)
+    assert rows(ledger) == fed
+
+
+def test_a_round_takes_all_the_feed_holds_in_one_transaction(ledger_runtime):
+    # The store path's cap (`limit`) does not apply to events already in memory: one round
+    # writes each touched account once, however many groups the feed holds.
+    ledger, _ = services.ledger_create(code="EUR", scale=2)
+    shard = ledger_runtime.shards.get("EUR")
+    catch_up(ledger, shard.store)
+    feed = ProjectionFeed()
+    shard.writer.durable_listeners.append(
+        lambda events, last_seq: feed.add("EUR", events, last_seq))
+    feed_workload()
+    held = shard.writer.last_seq - ProjectionCursor.objects.get(ledger=ledger).last_seq
+    assert held > 3
+    assert project(ledger, shard.store, feed=feed, limit=3) == held
+    assert project(ledger, shard.store, feed=feed, limit=3) == 0
     fed = rows(ledger)
     rebuild(ledger, shard.store)
     assert rows(ledger) == fed
