@@ -119,12 +119,11 @@ class Stack:
             self._start([*manage, "ledger_projector"], tmp / "projector.log")
         self.port = _free_port()
         log = tmp / "web.log"
+        # As the Procfile: one SO_REUSEPORT socket per worker (config/web_workers.py).
         process = self._start(
-            [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
-             "--port", str(self.port), "--workers", str(web_workers), "--no-access-log",
-             "--log-level", "warning",
-             # As the Procfile: TCP_NODELAY, which uvicorn's --workers loses otherwise.
-             "--http", "config.uvicorn_http:NoDelayHTTPProtocol"], log)
+            [sys.executable, "-m", "config.web_workers", "--host", "127.0.0.1",
+             "--port", str(self.port), "--workers", str(web_workers), "--log-level", "warning"],
+            log)
         _wait(lambda: Client(self.port, self.key).call("GET", "/api/v1/ledgers")[0] == 200,
               "the web process", process, log)
 

@@ -261,8 +261,8 @@ class WriterProcess:
 
 
 class WebProcess:
-    """uvicorn (`config.asgi`) on a free port: several workers in distributed mode, one
-    (`make run`'s process) in embedded mode."""
+    """The web process on a free port: one uvicorn process as `make run` starts it (embedded
+    mode), or several workers as the Procfile's `config.web_workers` (distributed mode)."""
 
     def __init__(self, env: dict, log_path: Path, workers: int = 2, *,
                  access_log: bool = False) -> None:
@@ -275,11 +275,15 @@ class WebProcess:
 
     def start(self) -> WebProcess:
         log = self.log_path.open("a")
+        address = ["--host", "127.0.0.1", "--port", str(self.port)]
+        if self.workers == 1:
+            command = ["uvicorn", "config.asgi:application", *address,
+                       *([] if self.access_log else ["--no-access-log"])]
+        else:
+            command = ["config.web_workers", *address, "--workers", str(self.workers),
+                       *(["--access-log"] if self.access_log else [])]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
-             "--port", str(self.port), "--workers", str(self.workers),
-             "--http", "config.uvicorn_http:NoDelayHTTPProtocol",
-             *([] if self.access_log else ["--no-access-log"])],
+            [sys.executable, "-m", *command],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
         log.close()
