@@ -20,6 +20,7 @@
  * `configure` takes from the member descriptors once.
  */
 
+#include "../_gil.h"
 #include "../_slots.h"
 #include <openssl/evp.h>
 #include <stdint.h>
@@ -752,6 +753,8 @@ execute_plain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (results == NULL)
         goto done;
     int dirty = 0;  /* the fast path has moved the tail since it was last stored */
+    GilYield yield;
+    gil_yield_start(&yield);
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *command = PyList_GET_ITEM(commands, i);
         PyObject *result = usable ? try_transfer(&g, command) : NULL;
@@ -771,6 +774,7 @@ execute_plain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             }
         }
         PyList_SET_ITEM(results, i, result);
+        gil_yield_point(&yield, i);
     }
     if (dirty && store_tail(&g) < 0 && !PyErr_Occurred())
         PyErr_SetString(PyExc_RuntimeError, "cannot store the ledger tail");

@@ -8,6 +8,7 @@
  * contract tests read back everything written here.
  */
 
+#include "../_gil.h"
 #include "../_slots.h"
 #include <stdint.h>
 #include <stdlib.h>
@@ -192,6 +193,8 @@ fill(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     Entry *entries = NULL;
     Py_ssize_t count = 0, capacity = 0;
+    GilYield yield;
+    gil_yield_start(&yield);
     PyObject *others = PyList_New(0);
     int failed = others == NULL;
     for (Py_ssize_t i = 0; !failed && i < PyList_GET_SIZE(events); i++) {
@@ -204,6 +207,7 @@ fill(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         failed = put_event(put, event, args[3], &entries, &count, &capacity) < 0;
         if (failed)
             break;
+        gil_yield_point(&yield, i);
         /* Interned on both sides (a literal in the machine, in C here): identity is enough
          * for the common case, and a full comparison settles the rest. */
         PyObject *type = SLOT(event, event_offsets, E_TYPE);
@@ -214,8 +218,10 @@ fill(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     /* Random keys go in key order: RocksDB inserts a sorted batch several times faster. */
     if (!failed) {
         qsort(entries, count, sizeof(Entry), compare_entries);
-        for (Py_ssize_t i = 0; !failed && i < count; i++)
+        for (Py_ssize_t i = 0; !failed && i < count; i++) {
             failed = put3(put, entries[i].key, entries[i].value, args[4]) < 0;
+            gil_yield_point(&yield, i);
+        }
     }
     for (Py_ssize_t i = 0; i < count; i++) {
         Py_DECREF(entries[i].key);
@@ -230,6 +236,7 @@ fill(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyObject *packed = record ? pack_record(record) : NULL;
         failed = packed == NULL || put3(put, scope, packed, args[5]) < 0;
         Py_XDECREF(packed);
+        gil_yield_point(&yield, i);
     }
     Py_XDECREF(scopes);
     PyMem_Free(entries);
