@@ -28,6 +28,8 @@ _ORJSON = b"o"
 _STDLIB_JSON = b"j"
 _HASH_SIZE = 32
 _EVENT_HEADER = struct.Struct(">QI")
+# By value: calling the enum (`ResultCode(code)`) was a fifth of decoding a reply.
+_RESULT_CODES = {int(code): code for code in ResultCode}
 
 
 class CodecError(ValueError):
@@ -100,16 +102,22 @@ def reply_encode_error(request_id: str, last_seq: int, message: str) -> bytes:
     return orjson.dumps([request_id, last_seq, None, message]) + b"\n"
 
 
-def reply_decode(data: bytes) -> tuple[str, int, list[Result] | str]:
-    """(request id, the writer's last seq when it replied, results or an error message)."""
+def reply_header(data: bytes) -> tuple[str, int, list | str, int]:
+    """(request id, the writer's last seq when it replied, the results' rows or an error
+    message, offset of the bytes the rows describe): what a reply says, without building its
+    results (`reply_results`)."""
     newline = data.find(b"\n")
     if newline < 0:
         raise CodecError("not a bus reply: no header line")
     header = orjson.loads(data[:newline])
     request_id, last_seq, rows = header[:3]
     if rows is None:
-        return request_id, last_seq, header[3]
-    offset = newline + 1
+        return request_id, last_seq, header[3], newline + 1
+    return request_id, last_seq, rows, newline + 1
+
+
+def reply_results(rows: list, data: bytes, offset: int) -> list[Result]:
+    """The results a reply's header rows describe, their events' bytes from `offset` on."""
     results = []
     for code, replayed, seq, account, length in rows:
         event = None
@@ -119,8 +127,8 @@ def reply_decode(data: bytes) -> tuple[str, int, list[Result] | str]:
             # Only the bytes travel; the body is decoded if someone asks for it.
             event = Event(seq, None, None, data[offset:offset + length], chain_hash)
             offset += length
-        results.append(Result(ResultCode(code), event, replayed, seq, account))
-    return request_id, last_seq, results
+        results.append(Result(_RESULT_CODES[code], event, replayed, seq, account))
+    return results
 
 
 # -- events ---------------------------------------------------------------------------------------

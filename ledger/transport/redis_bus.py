@@ -41,7 +41,7 @@ from ledger.core.machine import Event, Result, unpack_snapshot
 from ledger.eventstore.port import AccountSnapshot
 from ledger.transport import codec, keys
 from ledger.transport.redis_balances import HEAD_FIELD, latest_snapshots
-from ledger.writer import WriteFailed, Writer, WriterError
+from ledger.writer import SMALL_REQUEST_COMMANDS, WriteFailed, Writer, WriterError
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class RedisBus(CommandBus):
         self._ensure_dispatcher()
         request_id = uuid.uuid4().hex
         deadline = time.time() + self.timeout_seconds
-        future: Future[list[Result]] = Future()
+        future = _Reply()
         with self._lock:
             self._pending[request_id] = (deadline, future)
         data = codec.request_encode(request_id, self.reply_key, int(deadline * 1000), request)
@@ -202,15 +202,15 @@ class RedisBus(CommandBus):
         connection.close()
 
     def _resolve(self, data: bytes) -> None:
-        request_id, _, results = codec.reply_decode(data)
+        request_id, _, rows, offset = codec.reply_header(data)
         with self._lock:
             entry = self._pending.pop(request_id, None)
         if entry is None or entry[1].done():
             return
-        if isinstance(results, str):
-            entry[1].set_exception(WriteFailed(results))
+        if isinstance(rows, str):
+            entry[1].set_exception(WriteFailed(rows))
         else:
-            entry[1].set_result(results)
+            entry[1].set_result((rows, data, offset))
 
     def _expire(self) -> None:
         now = time.time()
@@ -220,6 +220,22 @@ class RedisBus(CommandBus):
         for future in futures:
             if not future.done():
                 future.set_exception(TimeoutError("the ledger did not confirm in time"))
+
+
+class _Reply(Future):
+    """The future of a request sent over the bus. The dispatcher resolves it with the reply's
+    rows and bytes, and the results are built by the thread that asks for them: a process's
+    one dispatcher then never builds a thousand results while the reply to a lone payment
+    waits behind them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._results: list[Result] | None = None
+
+    def result(self, timeout: float | None = None) -> list[Result]:
+        if self._results is None:
+            self._results = codec.reply_results(*super().result(timeout))
+        return self._results
 
 
 class _Durable:
@@ -320,6 +336,10 @@ class RedisBusServer:
     def _handle(self, entries: list) -> None:
         now_ms = time.time() * 1000
         expired = []
+        # Shortest first: a lone payment read together with bulk batches reaches the writer
+        # before their decoding, in time for its next group (entries read together have no
+        # order a client could rely on).
+        entries = sorted(entries, key=lambda entry: len(entry[1].get(b"r") or b""))
         for entry_id, fields in entries:
             data = fields.get(b"r")
             try:
@@ -340,8 +360,10 @@ class RedisBusServer:
                 self.writer_failed = True
                 self.stop()
                 return
+            small = len(request.commands) <= SMALL_REQUEST_COMMANDS
             future.add_done_callback(
-                lambda f, e=entry_id, r=request_id, t=reply_to: self._replies.put((e, r, t, f))
+                lambda f, e=entry_id, r=request_id, t=reply_to, s=small:
+                self._replies.put((e, r, t, f, s))
             )
         if expired:
             self._redis.xack(self.stream_key, keys.BUS_GROUP, *expired)
@@ -350,22 +372,25 @@ class RedisBusServer:
     # -- the replier thread --------------------------------------------------------------------
 
     def _reply_loop(self) -> None:
+        """Send what the writer produced, in its order, batching what has queued up; but a
+        small request's reply is sent as soon as it is reached, without the bulk replies and
+        balances queued behind it (their encoding took tens of milliseconds under load)."""
         self._balances_reset()
         while True:
             item = self._replies.get()
-            if item is None:
-                return
-            batch = [item]
-            while True:
+            batch = []
+            while item is not None:
+                batch.append(item)
+                if type(item) is tuple and item[4]:  # the reply to a small request
+                    break
                 try:
-                    more = self._replies.get_nowait()
+                    item = self._replies.get_nowait()
                 except queue.Empty:
                     break
-                if more is None:
-                    self._send(batch)
-                    return
-                batch.append(more)
-            self._send(batch)
+            if batch:
+                self._send(batch)
+            if item is None:
+                return
 
     def _balances_reset(self) -> None:
         """Delete the published balances before publishing any: groups this writer decided
@@ -391,7 +416,7 @@ class RedisBusServer:
                 balances.update(latest_snapshots(item.events))
                 balances[HEAD_FIELD] = item.last_seq
                 continue
-            entry_id, request_id, reply_to, future = item
+            entry_id, request_id, reply_to, future, _ = item
             entry_ids.append(entry_id)
             error = future.exception()
             if error is not None:

@@ -1,11 +1,23 @@
-"""The bus codec: a request reaches the writer with every command field as it was given."""
+"""The bus codec: a request reaches the writer with every command field as it was given, and a
+reply brings back every result with its event's stored bytes and chain hash."""
 
 from __future__ import annotations
 
 import pytest
 
+from ledger.core.chain import StoredEvent
+from ledger.core.codes import ResultCode
 from ledger.core.commands import Command, Request
-from ledger.transport.codec import CodecError, request_decode, request_encode
+from ledger.core.machine import Event, Result
+from ledger.transport.codec import (
+    CodecError,
+    reply_encode,
+    reply_encode_error,
+    reply_header,
+    reply_results,
+    request_decode,
+    request_encode,
+)
 
 
 def test_a_request_round_trips_with_every_field():
@@ -33,3 +45,33 @@ def test_a_command_row_of_the_wrong_length_is_not_a_request():
     assert short != encoded
     with pytest.raises(CodecError, match="not a bus request"):
         request_decode(short)
+
+
+def test_a_reply_round_trips_new_replayed_and_rejected_results():
+    new = Event(7, "transfer", None, b'{"seq":7}', b"h" * 32)
+    results = [
+        Result(ResultCode.ok, new, False, 7, None),
+        Result(ResultCode.ok, None, True, 3, "acc_eur_a"),  # replayed: bytes from the log
+        Result(ResultCode.ok, None, True, 5, None),  # replayed, not found in the log
+        Result(ResultCode.insufficient_funds, None, False, -1, None),
+    ]
+    stored = {3: StoredEvent(3, b'{"seq":3,"x":"\xc3\xa9"}', b"g" * 32)}
+    data = reply_encode("r-9", results, stored, 11)
+    request_id, last_seq, rows, offset = reply_header(data)
+    assert (request_id, last_seq) == ("r-9", 11)
+    decoded = reply_results(rows, data, offset)
+    assert [(r.code, r.replayed, r.seq, r.account) for r in decoded] == [
+        (r.code, r.replayed, r.seq, r.account) for r in results]
+    assert [(r.event.seq, r.event.data, r.event.hash) if r.event else None for r in decoded] == [
+        (7, b'{"seq":7}', b"h" * 32), (3, stored[3].body, b"g" * 32), None, None]
+    assert all(type(r.code) is ResultCode for r in decoded)
+
+
+def test_an_error_reply_carries_its_message_instead_of_rows():
+    request_id, last_seq, message, _ = reply_header(reply_encode_error("r-2", 4, "disk full"))
+    assert (request_id, last_seq, message) == ("r-2", 4, "disk full")
+
+
+def test_bytes_without_a_header_line_are_not_a_reply():
+    with pytest.raises(CodecError, match="not a bus reply"):
+        reply_header(b'["r-1", 4, []]')
