@@ -14,9 +14,10 @@ its bus server writes them to one hash per ledger, before the replies of that gr
 
 Rules that keep the hash right:
 - One HSET writes a batch's accounts and its head, so one HMGET of (account, head) sees the
-  account as of that head.
-- The HSET goes out before the replies of its groups on the same connection, so a client that
-  has its answer reads its own writes (`RedisBusServer`).
+  account as of that head. It names every snapshot of the batch's events in seq order, and
+  Redis sets an HSET's fields in the order given, so each account ends at its latest.
+- Redis has answered the HSET before the replies of its groups are sent, so a client that has
+  its answer reads its own writes (`RedisBusServer`).
 - Every durable group is published (`Writer.durable_listeners`). Groups decided before a bus server
   attached to its writer (a restart) were not, so the server deletes the hash before it
   publishes anything; Redis losing its data empties it too. An account missing from the hash
@@ -26,6 +27,9 @@ Rules that keep the hash right:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import chain
+
+import hiredis
 
 from ledger.core.machine import Event
 
@@ -33,10 +37,13 @@ HEAD_FIELD = b"\x00head"
 """Cannot collide with an account id (ids are printable)."""
 
 
-def latest_snapshots(events: Iterable[Event]) -> dict[str, bytes]:
-    """Each touched account's snapshot after the last of `events` (given in seq order)."""
-    latest: dict[str, bytes] = {}
-    for event in events:
-        for account_id, snapshot in event.snapshots:
-            latest[account_id] = snapshot
-    return latest
+def hset_command(key: str, groups: Iterable[list[Event]], head: int) -> bytes:
+    """The HSET of the snapshots that `groups` (durable groups, in seq order) carry and of
+    `head`, packed for the wire.
+
+    Why packed here: a bulk group touches thousands of accounts, and redis-py's `hset` walked
+    its mapping and then every argument in Python; with the snapshots gathered by a
+    per-account dict first, that was over half of the bus replier's time, the thread a lone
+    payment's reply waits for."""
+    pairs = chain.from_iterable(event.snapshots for events in groups for event in events)
+    return hiredis.pack_command((b"HSET", key, *chain.from_iterable(pairs), HEAD_FIELD, head))

@@ -40,7 +40,7 @@ from ledger.core.commands import Request
 from ledger.core.machine import Event, Result, unpack_snapshot
 from ledger.eventstore.port import AccountSnapshot
 from ledger.transport import codec, keys
-from ledger.transport.redis_balances import HEAD_FIELD, latest_snapshots
+from ledger.transport.redis_balances import HEAD_FIELD, hset_command
 from ledger.writer import SMALL_REQUEST_COMMANDS, WriteFailed, Writer, WriterError
 
 log = logging.getLogger(__name__)
@@ -392,6 +392,19 @@ class RedisBusServer:
             if item is None:
                 return
 
+    def _execute_packed(self, command: bytes) -> None:
+        """Send one command packed beforehand (`hset_command`) and wait for Redis's answer."""
+        pool = self._redis.connection_pool
+        connection = pool.get_connection()
+        try:
+            connection.send_packed_command([command])
+            connection.read_response()
+        except BaseException:
+            connection.disconnect()
+            raise
+        finally:
+            pool.release(connection)
+
     def _balances_reset(self) -> None:
         """Delete the published balances before publishing any: groups this writer decided
         before the server listened to it (or a previous incarnation's last ones) are not in
@@ -408,13 +421,14 @@ class RedisBusServer:
     def _send(self, batch: list) -> None:
         store = self.writer.store
         last_seq = self.writer.last_seq
-        balances: dict[str | bytes, bytes | int] = {}
+        groups = []
+        head = -1
         replies = []
         entry_ids = []
         for item in batch:
             if type(item) is _Durable:
-                balances.update(latest_snapshots(item.events))
-                balances[HEAD_FIELD] = item.last_seq
+                groups.append(item.events)
+                head = item.last_seq
                 continue
             entry_id, request_id, reply_to, future, _ = item
             entry_ids.append(entry_id)
@@ -430,13 +444,12 @@ class RedisBusServer:
                 }
                 data = codec.reply_encode(request_id, results, replayed, last_seq)
             replies.append((reply_to, data))
+        balances = hset_command(keys.balances(self.ledger), groups, head) if groups else None
         while True:
-            pipe = self._redis.pipeline(transaction=False)
             # Balances and the head go first: a reader that learns of an acknowledged write by
             # any route finds the write in the balances, and the head at least that far (it
             # catches its secondary instance up to it).
-            if balances:
-                pipe.hset(keys.balances(self.ledger), mapping=balances)
+            pipe = self._redis.pipeline(transaction=False)
             pipe.set(keys.head(self.ledger), last_seq)
             for reply_to, data in replies:
                 pipe.lpush(reply_to, data)
@@ -445,6 +458,8 @@ class RedisBusServer:
                 pipe.xack(self.stream_key, keys.BUS_GROUP, *entry_ids)
                 pipe.xdel(self.stream_key, *entry_ids)
             try:
+                if balances is not None:
+                    self._execute_packed(balances)
                 pipe.execute()
                 self.requests_handled += len(batch)
                 return

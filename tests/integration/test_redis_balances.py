@@ -15,11 +15,12 @@ import pytest
 import redis
 
 from ledger.core.commands import Command, Request
+from ledger.core.machine import Event
 from ledger.core.state import account_id_for
 from ledger.eventstore.rocks import RocksEventStore
 from ledger.shards import FollowerRegistry
 from ledger.transport import keys
-from ledger.transport.redis_balances import HEAD_FIELD
+from ledger.transport.redis_balances import HEAD_FIELD, hset_command
 from ledger.transport.redis_bus import RedisBus, RedisBusServer, balances_reader, head_reader
 from ledger.writer import Writer
 from tests.support.services import wait_for
@@ -154,3 +155,22 @@ def test_with_the_published_balances_lost_the_store_answers(stack):
     assert stack.follower.account_now(acc("n4")) == ((0, 991, 0, 0, 0, 0),
                                                      stack.store.head()[0])
     assert stack.follower.catch_ups == catch_ups + 1
+
+
+def test_one_hset_leaves_each_account_at_its_latest_snapshot(redis_url):
+    # Groups name an account once per event that touched it, oldest first; the last wins.
+    def event(seq: int, *pairs: tuple[str, bytes]) -> Event:
+        return Event(seq, "transfer", None, b"{}", b"h" * 32, list(pairs))
+
+    groups = [
+        [event(1, ("a", b"a1"), ("b", b"b1")), event(2, ("a", b"a2"), ("c", b"c2"))],
+        [event(3, ("c", b"c3"), ("a", b"a3"))],
+    ]
+    connection = redis.Redis.from_url(redis_url)
+    connection.execute_command("HSET", "balances", "b", "stale", "d", "d0")
+    raw = connection.connection_pool.get_connection()
+    raw.send_packed_command([hset_command("balances", groups, 3)])
+    assert raw.read_response() == 3  # fields added: a, c and the head
+    connection.connection_pool.release(raw)
+    assert connection.hgetall("balances") == {
+        b"a": b"a3", b"b": b"b1", b"c": b"c3", b"d": b"d0", HEAD_FIELD: b"3"}
