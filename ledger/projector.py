@@ -36,9 +36,9 @@ each busy account fewer times, but every event of one is parsed and held at once
 
 FEED_BATCH_EVENTS = FEED_MAX_EVENTS
 """Events per transaction at most when they come from memory (`ProjectionFeed`): they are held
-already and cost no parse, so a round takes all the feed has. Capped at `BATCH_EVENTS`, a round
-of 25,000 transfers/s over 10,000 accounts ran two UPDATEs of about 10,000 rows each (each
-account written twice); it now runs one."""
+already and cost no parse, so a round takes all the feed has. A background round at 25,000
+transfers/s holds more than `BATCH_EVENTS`, and a second transaction would write most of the
+accounts again."""
 
 _STATUS_OF_CODE = {
     STATUS_CODES[AccountStatus.open]: Account.Status.OPEN,
@@ -56,12 +56,12 @@ _HOLD_UPDATE_FIELDS = ["status", "captured", "resolved_seq"]
 
 def project(
     ledger: Ledger, store: EventStore, *, limit: int = BATCH_EVENTS,
-    feed: ProjectionFeed | None = None, feed_limit: int = FEED_BATCH_EVENTS,
-    until_seq: int | None = None,
+    feed: ProjectionFeed | None = None, until_seq: int | None = None,
 ) -> int:
-    """Apply the events after the ledger's cursor, up to `feed_limit` of them from `feed` when
-    it holds them, else up to `limit` from the store, and none after `until_seq`; returns how
-    many were applied."""
+    """Apply the events after the ledger's cursor, up to `FEED_BATCH_EVENTS` of them from `feed`
+    when it holds them, else up to `limit` from the store, and none after `until_seq`; returns
+    how many were applied."""
+    feed_limit = FEED_BATCH_EVENTS
     with transaction.atomic():
         _commit_without_flush()
         cursor, _ = ProjectionCursor.objects.select_for_update().get_or_create(ledger=ledger)

@@ -216,3 +216,23 @@ def test_a_round_takes_all_the_feed_holds_in_one_transaction(ledger_runtime):
     fed = rows(ledger)
     rebuild(ledger, shard.store)
     assert rows(ledger) == fed
+
+
+def test_projection_stops_at_the_seq_asked_for(ledger_runtime):
+    # A background round projects up to the last seq notified before it began; the groups
+    # committed meanwhile wait for the next round.
+    ledger, _ = services.ledger_create(code="EUR", scale=2)
+    shard = ledger_runtime.shards.get("EUR")
+    catch_up(ledger, shard.store)
+    feed = ProjectionFeed()
+    shard.writer.durable_listeners.append(
+        lambda events, last_seq: feed.add("EUR", events, last_seq))
+    feed_workload()
+    start = ProjectionCursor.objects.get(ledger=ledger).last_seq
+    assert catch_up(ledger, shard.store, feed, until_seq=start + 5) == 5
+    assert ProjectionCursor.objects.get(ledger=ledger).last_seq == start + 5
+    assert catch_up(ledger, shard.store, feed, until_seq=start + 5) == 0
+    assert catch_up(ledger, shard.store, feed) == shard.writer.last_seq - start - 5
+    fed = rows(ledger)
+    rebuild(ledger, shard.store)
+    assert rows(ledger) == fed
