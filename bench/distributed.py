@@ -31,6 +31,7 @@ from pathlib import Path
 import psycopg
 import redis
 
+from bench.cpu import CpuMeter, command_starts_with, with_descendants
 from bench.http import Client, _balance_read, _ms, _single_transfer, accounts_open
 from bench.pg_baseline import database_url, server_url
 from bench.stats import run_for
@@ -86,6 +87,8 @@ class Stack:
                  projector: str = "writer") -> None:
         self.tmp = tmp
         self.processes: list[subprocess.Popen] = []
+        # The pids of each kind of process started here, for `cpu_meter`.
+        self.roles: dict[str, list[int]] = {"writer": [], "projector": [], "web": [], "redis": []}
         self.redis_url = self._redis()
         with psycopg.connect(database_url(server, "postgres"), autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
@@ -113,10 +116,12 @@ class Stack:
             log = tmp / f"writer-{ledger}.log"
             process = self._start([*manage, "ledger_writer", "--ledger", ledger,
                                    *(["--no-project"] if own_projector else [])], log)
+            self.roles["writer"].append(process.pid)
             _wait(lambda ledger=ledger: client.exists(f"ledgerfs:writer:{ledger}"),
                   f"the writer of {ledger}", process, log)
         if own_projector:
-            self._start([*manage, "ledger_projector"], tmp / "projector.log")
+            self.roles["projector"].append(
+                self._start([*manage, "ledger_projector"], tmp / "projector.log").pid)
         self.port = _free_port()
         log = tmp / "web.log"
         # As the Procfile: one SO_REUSEPORT socket per worker (config/web_workers.py).
@@ -124,6 +129,7 @@ class Stack:
             [sys.executable, "-m", "config.web_workers", "--host", "127.0.0.1",
              "--port", str(self.port), "--workers", str(web_workers), "--log-level", "warning"],
             log)
+        self.roles["web"].append(process.pid)
         _wait(lambda: Client(self.port, self.key).call("GET", "/api/v1/ledgers")[0] == 200,
               "the web process", process, log)
 
@@ -137,9 +143,24 @@ class Stack:
              "--appendonly", "no", "--dir", str(self.tmp)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         ))
+        self.roles["redis"].append(self.processes[-1].pid)
         url = f"redis://127.0.0.1:{port}/0"
         _wait(lambda: redis.Redis.from_url(url).ping(), "redis-server")
         return url
+
+    def cpu_meter(self) -> CpuMeter:
+        """CPU of the stack's processes by kind, of every PostgreSQL process (the server is
+        shared, but nothing else runs on it during a benchmark) and of this process, whose
+        threads are the clients."""
+        groups = {
+            "web": lambda: [pid for web in self.roles["web"] for pid in with_descendants(web)],
+            "writer": lambda: self.roles["writer"],
+            "projector": lambda: self.roles["projector"],
+            "postgres": lambda: command_starts_with(b"postgres"),
+            "redis": lambda: self.roles["redis"],
+            "client": lambda: [os.getpid()],
+        }
+        return CpuMeter({name: find for name, find in groups.items() if find()})
 
     def _start(self, command: list[str], log_path: Path) -> subprocess.Popen:
         with log_path.open("w") as log:
@@ -272,9 +293,17 @@ def _load(stack: Stack, ids: dict[str, list[str]], args: argparse.Namespace) -> 
 
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(args.writers)]
     threads += [threading.Thread(target=single_writer), threading.Thread(target=reader)]
+    meter = stack.cpu_meter()
+    meter.start()
     seconds = run_for(threads, args.seconds, stop, errors)
+    cores = meter.stop()
     transfers = totals["sent"] + len(write_latencies)
     return {
+        "cpu_cores": cores,
+        "cpu_us_per_transfer": {
+            name: round(core * seconds / transfers * 1e6, 1)
+            for name, core in {**cores, "total": sum(cores.values())}.items()
+        },
         "seconds": round(seconds, 2), "accounts": args.accounts, "batch": args.batch,
         "writers": args.writers, "transfers": transfers,
         "rejected": totals["sent"] - totals["ok"], "tps": round(transfers / seconds),

@@ -144,6 +144,30 @@ def write_report(results: dict[str, dict], args: argparse.Namespace) -> None:
     REPORT.write_text(text)
 
 
+def _cpu_section(results: dict[str, dict]) -> list[str]:
+    """CPU microseconds per transfer by kind of process, over the load phase: steadier than
+    the throughput on this machine, and it shows where the two cores went."""
+    runs = [(variant, results.get(f"http-{variant}")) for variant in ("uniform", "hot")]
+    runs = [(variant, run) for variant, run in runs if run and "cpu_us_per_transfer" in run]
+    if not runs:
+        return []
+    names = sorted({name for _, run in runs for name in run["cpu_us_per_transfer"]} - {"total"})
+    names.append("total")
+    return [
+        "### CPU per transfer under load (µs, LedgerFS over HTTP, distributed)",
+        "",
+        "| traffic | " + " | ".join(names) + " |",
+        "|---|" + "---:|" * len(names),
+        *(f"| {variant} | "
+          + " | ".join(str(run["cpu_us_per_transfer"].get(name, "-")) for name in names) + " |"
+          for variant, run in runs),
+        "",
+        "From /proc over the load phase (`bench/cpu.py`): `client` is the benchmark's own "
+        "process (its load threads), `postgres` every PostgreSQL process.",
+        "",
+    ]
+
+
 def _cmd(results: dict, name: str) -> str:
     return results[name]["command"] if name in results else "(not run)"
 
@@ -198,6 +222,7 @@ def _section(results: dict[str, dict], plots: dict[str, str]) -> list[str]:
     lines += ["", f"Reproduce: `{_cmd(results, 'http-uniform')}`.", ""]
     if "latency" in plots:
         lines += [f"![latency]({plots['latency']})", ""]
+    lines += _cpu_section(results)
     shards, two = get("shards"), get("http-2-shards")
     lines += ["### Shards: 1 vs 2", "", "| path | 1 shard | 2 shards | scaling |",
               "|---|---:|---:|---:|"]
