@@ -199,9 +199,8 @@ def test_events_the_feed_missed_are_read_from_the_store_first(ledger_runtime):
     assert rows(ledger) == fed
 
 
-def test_a_round_takes_all_the_feed_holds_in_one_transaction(ledger_runtime):
-    # The store path's cap (`limit`) does not apply to events already in memory: one round
-    # writes each touched account once, however many groups the feed holds.
+def fed_after_projection(ledger_runtime):
+    """(ledger, shard, feed, cursor): EUR projected, then `feed_workload` run into a feed."""
     ledger, _ = services.ledger_create(code="EUR", scale=2)
     shard = ledger_runtime.shards.get("EUR")
     catch_up(ledger, shard.store)
@@ -209,7 +208,14 @@ def test_a_round_takes_all_the_feed_holds_in_one_transaction(ledger_runtime):
     shard.writer.durable_listeners.append(
         lambda events, last_seq: feed.add("EUR", events, last_seq))
     feed_workload()
-    held = shard.writer.last_seq - ProjectionCursor.objects.get(ledger=ledger).last_seq
+    return ledger, shard, feed, ProjectionCursor.objects.get(ledger=ledger).last_seq
+
+
+def test_a_round_takes_all_the_feed_holds_in_one_transaction(ledger_runtime):
+    # The store path's cap (`limit`) does not apply to events already in memory: one round
+    # writes each touched account once, however many groups the feed holds.
+    ledger, shard, feed, start = fed_after_projection(ledger_runtime)
+    held = shard.writer.last_seq - start
     assert held > 3
     assert project(ledger, shard.store, feed=feed, limit=3) == held
     assert project(ledger, shard.store, feed=feed, limit=3) == 0
@@ -221,14 +227,7 @@ def test_a_round_takes_all_the_feed_holds_in_one_transaction(ledger_runtime):
 def test_projection_stops_at_the_seq_asked_for(ledger_runtime):
     # A background round projects up to the last seq notified before it began; the groups
     # committed meanwhile wait for the next round.
-    ledger, _ = services.ledger_create(code="EUR", scale=2)
-    shard = ledger_runtime.shards.get("EUR")
-    catch_up(ledger, shard.store)
-    feed = ProjectionFeed()
-    shard.writer.durable_listeners.append(
-        lambda events, last_seq: feed.add("EUR", events, last_seq))
-    feed_workload()
-    start = ProjectionCursor.objects.get(ledger=ledger).last_seq
+    ledger, shard, feed, start = fed_after_projection(ledger_runtime)
     assert catch_up(ledger, shard.store, feed, until_seq=start + 5) == 5
     assert ProjectionCursor.objects.get(ledger=ledger).last_seq == start + 5
     assert catch_up(ledger, shard.store, feed, until_seq=start + 5) == 0
