@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 
 _TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int | str) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name (state first, then the parent
+    pid); raises OSError once the process is gone."""
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()
 
 
 def cpu_seconds(pid: int) -> float:
     """User and system CPU seconds of a process, all its threads, so far (0 once it is gone)."""
     try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
+        fields = _stat(pid)
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / _TICKS_PER_SECOND
@@ -31,8 +36,7 @@ def _processes() -> list[tuple[int, int, bytes]]:
         if not name.isdigit():
             continue
         try:
-            with open(f"/proc/{name}/stat") as stat:
-                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            parent = int(_stat(name)[1])
             with open(f"/proc/{name}/cmdline", "rb") as cmdline:
                 command = cmdline.read()
         except (OSError, ValueError):
@@ -60,17 +64,15 @@ def command_starts_with(prefix: bytes) -> list[int]:
 
 
 class CpuMeter:
-    """CPU cores used by named groups of processes between `start()` and `stop()`. Each group
-    is a function listing its processes, called at `start()`."""
+    """CPU cores used by named groups of processes (given by pid) between `start()` and
+    `stop()`."""
 
-    def __init__(self, groups: dict[str, Callable[[], list[int]]]) -> None:
-        self.groups = groups
-        self._pids: dict[str, list[int]] = {}
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self._pids = {name: sorted(set(pids)) for name, pids in groups.items()}
         self._before: dict[int, float] = {}
         self._started = 0.0
 
     def start(self) -> None:
-        self._pids = {name: sorted(set(find())) for name, find in self.groups.items()}
         self._before = {pid: cpu_seconds(pid) for pids in self._pids.values() for pid in pids}
         self._started = time.perf_counter()
 

@@ -153,14 +153,14 @@ class Stack:
         shared, but nothing else runs on it during a benchmark) and of this process, whose
         threads are the clients."""
         groups = {
-            "web": lambda: [pid for web in self.roles["web"] for pid in with_descendants(web)],
-            "writer": lambda: self.roles["writer"],
-            "projector": lambda: self.roles["projector"],
-            "postgres": lambda: command_starts_with(b"postgres"),
-            "redis": lambda: self.roles["redis"],
-            "client": lambda: [os.getpid()],
+            "web": [pid for web in self.roles["web"] for pid in with_descendants(web)],
+            "writer": self.roles["writer"],
+            "projector": self.roles["projector"],
+            "postgres": command_starts_with(b"postgres"),
+            "redis": self.roles["redis"],
+            "client": [os.getpid()],
         }
-        return CpuMeter({name: find for name, find in groups.items() if find()})
+        return CpuMeter({name: pids for name, pids in groups.items() if pids})
 
     def _start(self, command: list[str], log_path: Path) -> subprocess.Popen:
         with log_path.open("w") as log:

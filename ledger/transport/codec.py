@@ -111,9 +111,7 @@ def reply_header(data: bytes) -> tuple[str, int, list | str, int]:
         raise CodecError("not a bus reply: no header line")
     header = orjson.loads(data[:newline])
     request_id, last_seq, rows = header[:3]
-    if rows is None:
-        return request_id, last_seq, header[3], newline + 1
-    return request_id, last_seq, rows, newline + 1
+    return request_id, last_seq, header[3] if rows is None else rows, newline + 1
 
 
 def reply_results(rows: list, data: bytes, offset: int) -> list[Result]:

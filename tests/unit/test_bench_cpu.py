@@ -27,8 +27,7 @@ def test_cores_are_counted_per_group_with_descendants():
         while len(family) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
             family = with_descendants(parent.pid)
-        meter = CpuMeter({"idle": lambda: [idle.pid],
-                          "parent": lambda: with_descendants(parent.pid)})
+        meter = CpuMeter({"idle": [idle.pid], "parent": with_descendants(parent.pid)})
         meter.start()
         time.sleep(1.0)
         cores = meter.stop()
