@@ -106,16 +106,27 @@ def api_key_revoke(*, key: ApiKey) -> None:
     _authenticated.pop(key.key_hash, None)
 
 
+def api_key_remembered(raw_key: str) -> ApiKey | None:
+    """The key `api_key_authenticate` would return, if this process remembers it; None when
+    finding out would need the database (callers that must not query, such as
+    `ledger.api.fastlane`, then leave the request to the full path)."""
+    if key_prefix(raw_key) is None:
+        return None
+    cached = _authenticated.get(key_hash(raw_key))
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    return None
+
+
 def api_key_authenticate(raw_key: str) -> ApiKey | None:
     """The active key matching `raw_key` (with its client and user loaded), else None."""
+    remembered = api_key_remembered(raw_key)
+    if remembered is not None:
+        return remembered
     prefix = key_prefix(raw_key)
     if prefix is None:
         return None
     digest = key_hash(raw_key)
-    now = time.monotonic()
-    cached = _authenticated.get(digest)
-    if cached is not None and cached[0] > now:
-        return cached[1]
     key = (
         ApiKey.objects.select_related("client__user")
         .filter(prefix=prefix, revoked_at__isnull=True)
@@ -127,7 +138,7 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
         return None
     if len(_authenticated) >= AUTH_CACHE_MAX_KEYS:
         _authenticated.clear()
-    _authenticated[digest] = (now + AUTH_CACHE_SECONDS, key)
+    _authenticated[digest] = (time.monotonic() + AUTH_CACHE_SECONDS, key)
     return key
 
 

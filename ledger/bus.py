@@ -33,14 +33,17 @@ class WriterUnavailable(WriterStopped):
 
 
 class CommandBus(ABC):
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    """How long `execute` waits for the writer by default."""
+
     @abstractmethod
     def submit(self, ledger: str, request: Request) -> Future[list[Result]]:
         """Send a request to the writer of `ledger`; the future resolves when it is durable."""
 
     def execute(
-        self, ledger: str, request: Request, timeout: float = DEFAULT_TIMEOUT_SECONDS
+        self, ledger: str, request: Request, timeout: float | None = None
     ) -> list[Result]:
-        return self.submit(ledger, request).result(timeout)
+        return self.submit(ledger, request).result(timeout or self.timeout_seconds)
 
     @abstractmethod
     def close(self) -> None:

@@ -5,10 +5,11 @@ too): a user may view an account when they hold `ledger.view_account` on the mod
 "auditors" group, superusers) or on that account object (a support user it was granted to).
 API clients are users too, and the accounts a client opens through the API are granted to it.
 
-`account_view_allowed` keeps, per user, the set of account ids granted to them (loaded in one
-query, for `GRANT_CACHE_SECONDS`), so the API's balance reads need no permission queries.
-Grants made through `account_view_grant` show at once in this process; grants made elsewhere
-and revocations take effect within that time.
+`account_view_allowed` keeps, per user, whether they may view every account and the set of
+account ids granted to them (loaded in one query), for `GRANT_CACHE_SECONDS`, so the API's
+balance reads need no permission queries. Grants made through `account_view_grant` show at once
+in this process; grants made elsewhere, group changes and revocations take effect within that
+time.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ GRANT_CACHE_MAX_IDS = 100_000
 
 # user -> (monotonic expiry, ids of the accounts granted to the user or their groups).
 _granted: dict[tuple, tuple[float, set[str] | None]] = {}
+# user -> (monotonic expiry, whether the user may view every account).
+_view_all: dict[tuple, tuple[float, bool]] = {}
 
 
 def _user_key(user) -> tuple:
@@ -71,10 +74,40 @@ def _granted_ids(user) -> set[str] | None:
     return ids
 
 
-def account_view_allowed(user, account_id: str) -> bool:
+def _views_all(user) -> bool:
+    """`user.has_perm(VIEW_ACCOUNT)`, remembered like the grants."""
+    now = time.monotonic()
+    cached = _view_all.get(_user_key(user))
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    allowed = user.has_perm(VIEW_ACCOUNT)
+    _view_all[_user_key(user)] = (now + GRANT_CACHE_SECONDS, allowed)
+    return allowed
+
+
+def account_view_remembered(user, account_id: str) -> bool | None:
+    """`account_view_allowed` from what this process remembers; None when the answer would
+    need a database query (callers that must not query then take the full path)."""
     if not (user.is_authenticated and user.is_active):
         return False
-    if user.has_perm(VIEW_ACCOUNT):
+    now = time.monotonic()
+    key = _user_key(user)
+    views_all = _view_all.get(key)
+    if views_all is None or views_all[0] <= now:
+        return None
+    if views_all[1]:
+        return True
+    granted = _granted.get(key)
+    if granted is None or granted[0] <= now or granted[1] is None:
+        return None
+    return account_id in granted[1]
+
+
+def account_view_allowed(user, account_id: str) -> bool:
+    remembered = account_view_remembered(user, account_id)
+    if remembered is not None:
+        return remembered
+    if _views_all(user):
         return True
     ids = _granted_ids(user)
     if ids is not None:
@@ -86,6 +119,7 @@ def account_view_allowed(user, account_id: str) -> bool:
 def grant_cache_clear() -> None:
     """Forget the cached grants (tests, and after changing permissions in bulk)."""
     _granted.clear()
+    _view_all.clear()
 
 
 def accounts_visible(user, queryset: QuerySet | None = None) -> QuerySet:

@@ -86,14 +86,7 @@ class BalanceQuery(Schema):
 def balance_get(request: HttpRequest, query: Query[BalanceQuery]):
     if query.as_of is not None and query.as_of_seq is not None:
         raise ApiError(422, "request_invalid", "give as_of or as_of_seq, not both")
-    if query.account is not None:
-        account_id = query.account
-        ledger = query.ledger or ledger_of_id(account_id)
-    elif query.ledger is not None and query.did is not None:
-        ledger = query.ledger
-        account_id = account_id_for(ledger, query.did)
-    else:
-        raise ApiError(422, "account_required", "give account, or ledger and did")
+    account_id, ledger = balance_account(query.account, query.ledger, query.did)
     account_read_check(request, account_id)
     if ledger is None:
         raise ApiError(404, "account_not_found", f"no account {account_id!r}")
@@ -107,4 +100,20 @@ def balance_get(request: HttpRequest, query: Query[BalanceQuery]):
     if state is None:
         raise ApiError(404, "account_not_found", f"no account {account_id!r} at seq {seq}",
                        {"seq": seq})
+    return balance_body(account_id, ledger, state, seq)
+
+
+def balance_account(
+    account: str | None, ledger: str | None, did: str | None
+) -> tuple[str, str | None]:
+    """(account id, ledger) a balance query names; the ledger is None when the id names none."""
+    if account is not None:
+        return account, ledger or ledger_of_id(account)
+    if ledger is not None and did is not None:
+        return account_id_for(ledger, did), ledger
+    raise ApiError(422, "account_required", "give account, or ledger and did")
+
+
+def balance_body(account_id: str, ledger: str, state: dict, seq: int) -> dict:
+    """`AccountBalancesOut` of a `balance_now` / `balance_at` state."""
     return {"account": account_id, "ledger": ledger, **state, "seq": seq}

@@ -7,6 +7,9 @@ unknown ledger (404), or a writer that is stopped, failed the write, or did not 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from apiaccess.errors import ApiError
 from ledger import services
 from ledger.core.codes import FIRST_RECORDED, ResultCode
@@ -50,11 +53,11 @@ def idempotency_keys_normalize(commands: list[Command]) -> None:
             command.idempotency_key = INVALID_KEY
 
 
-def commands_run(ledger: str, commands: list[Command], *, atomic: bool = False) -> list[Result]:
-    shard_get(ledger)
-    idempotency_keys_normalize(commands)
+@contextmanager
+def ledger_failures(ledger: str) -> Iterator[None]:
+    """Runs a ledger call, turning the failures of the infrastructure into API errors."""
     try:
-        return services.commands_execute(ledger=ledger, commands=commands, atomic=atomic)
+        yield
     except UnknownLedger:
         raise ApiError(404, "ledger_not_found", f"no ledger {ledger!r}") from None
     except TimeoutError:
@@ -67,6 +70,13 @@ def commands_run(ledger: str, commands: list[Command], *, atomic: bool = False) 
             503, "ledger_unavailable",
             "the ledger writer is unavailable; nothing was applied, retry later",
         ) from None
+
+
+def commands_run(ledger: str, commands: list[Command], *, atomic: bool = False) -> list[Result]:
+    shard_get(ledger)
+    idempotency_keys_normalize(commands)
+    with ledger_failures(ledger):
+        return services.commands_execute(ledger=ledger, commands=commands, atomic=atomic)
 
 
 _NOT_FOUND = frozenset({R.account_not_found, R.hold_not_found})

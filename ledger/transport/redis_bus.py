@@ -146,11 +146,6 @@ class RedisBus(CommandBus):
             raise WriterUnavailable(f"no writer is serving ledger {ledger} right now")
         return future
 
-    def execute(
-        self, ledger: str, request: Request, timeout: float | None = None
-    ) -> list[Result]:
-        return self.submit(ledger, request).result(timeout or self.timeout_seconds)
-
     def close(self) -> None:
         self._stopping.set()
         if self._dispatcher is not None:
