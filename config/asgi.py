@@ -1,7 +1,9 @@
 """ASGI entry point, served by uvicorn: `uvicorn config.asgi:application`.
 
-HTTP goes to Django; WebSockets (`/ws/events/`, `/ws/dashboard/`) to the Channels consumers of
-`monitoring`, behind the Origin check and session or API-key authentication.
+HTTP goes to Django, behind the fast lane for transfers and balance reads
+(`ledger.api.fastlane`, unless `LEDGERFS_FAST_LANE=0`); WebSockets (`/ws/events/`,
+`/ws/dashboard/`) to the Channels consumers of `monitoring`, behind the Origin check and
+session or API-key authentication.
 """
 
 import os
@@ -19,6 +21,14 @@ tune_for_throughput()
 
 django_application = SyncChainASGIHandler()
 
+from django.conf import settings  # noqa: E402
+
+from ledger.api.fastlane import FastLane  # noqa: E402
+
+http_application = (
+    FastLane(django_application) if settings.LEDGERFS_FAST_LANE else django_application
+)
+
 # Imported once Django is set up (they import models).
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
@@ -27,7 +37,7 @@ from monitoring.routing import websocket_urlpatterns  # noqa: E402
 from monitoring.wsauth import ApiKeyAuthMiddleware, BrowserOriginValidator  # noqa: E402
 
 application = ProtocolTypeRouter({
-    "http": django_application,
+    "http": http_application,
     "websocket": BrowserOriginValidator(
         AuthMiddlewareStack(ApiKeyAuthMiddleware(URLRouter(websocket_urlpatterns)))
     ),

@@ -108,6 +108,8 @@ LEDGERFS_BUS = env_str(
     choices=("inprocess", "redis"),
 )
 LEDGERFS_BUS_TIMEOUT_SECONDS = env_int("LEDGERFS_BUS_TIMEOUT_SECONDS", 30, min_value=1)
+# Transfers and balance reads answered ahead of Django when they can be (ledger.api.fastlane).
+LEDGERFS_FAST_LANE = env_bool("LEDGERFS_FAST_LANE", default=True)
 if DATABASE_URL is not None:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
 else:

@@ -1,0 +1,298 @@
+"""The two hottest calls of the ledger API answered at the ASGI layer, ahead of Django:
+`POST /api/v1/transfers` and `GET /api/v1/balances` (current balances).
+
+Why: through Django a balance read cost a web process about 1.5 ms of CPU (the distributed
+stack idle, one read after another): uvicorn's request, the hand-off to a request thread, the
+middleware, ninja's authentication, query and response models, and the way back. The ledger's
+own part, one Redis HMGET or one read of the writer's store, was about a tenth of it. Under the
+write load every one of those hand-offs also waits for the GIL, and that wait is what a read's
+latency was made of.
+
+The lane runs the happy path of the ninja operations (`ledger.api.accounts.balance_get`,
+`ledger.api.transfers.transfers_create`) with their own functions, and answers only what it can
+answer without the database: an API key and a permission this process already remembers
+(`api_key_remembered`, `account_view_remembered`). Everything else goes to Django unchanged,
+which answers as it always did: a key not remembered yet (after which it is), a missing scope
+or permission, a malformed request or batch, an as-of read, a batch that opens accounts (their
+grants are written to the database), an unknown ledger, a disallowed Host. So every refusal
+still comes from Django; the lane's only errors of its own are the ledger's 503s, made by the
+same `ledger_failures`. Responses carry the headers Django's middleware adds
+(`_middleware_headers`); a test sends each request both ways and compares the answers.
+
+What could stall the event loop runs in its executor: in distributed mode every call that
+waits on Redis (sending a batch, the balance HMGET), so an unresponsive Redis never stalls the
+loop; in either mode the parsing and answering of a large batch. In embedded mode a balance
+read and a small batch are a read of the writer's store and a queue put, and run on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import Future
+from urllib.parse import parse_qsl
+
+import orjson
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.http.request import split_domain_port, validate_host
+from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.security import SecurityMiddleware
+
+from apiaccess.errors import ApiError, api_error_response, error_response
+from apiaccess.keys import api_key_remembered
+from apiaccess.models import ApiKey
+from ledger.api.accounts import balance_account, balance_body
+from ledger.api.batch import batch_commands, batch_ledger, batch_parse, results_json
+from ledger.api.execution import idempotency_keys_normalize, ledger_failures
+from ledger.api.reads import balance_now
+from ledger.core.commands import Request
+from ledger.core.machine import Result
+from ledger.eventstore.port import EventStore, EventStoreError
+from ledger.permissions import account_view_remembered
+from ledger.runtime import runtime
+from ledger.shards import UnknownLedger
+
+log = logging.getLogger(__name__)
+
+TRANSFERS_PATH = "/api/v1/transfers"
+BALANCES_PATH = "/api/v1/balances"
+INLINE_BODY_BYTES = 8 * 1024
+"""Batches up to this size (about 50 transfers) are handled on the event loop."""
+BALANCE_PARAMETERS = (frozenset({"account"}), frozenset({"ledger", "did"}))
+"""The balance queries the lane answers: by account id, or by ledger and DID."""
+
+_HEADER_MIDDLEWARE = (SecurityMiddleware, XFrameOptionsMiddleware)
+"""The middleware of `settings.MIDDLEWARE` that add headers to an API response."""
+
+
+class FastLane:
+    """ASGI middleware in front of Django's HTTP handler (`config.asgi`)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self._headers: dict[bool, list[tuple[bytes, bytes]]] = {}
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and _lane_may_serve(scope):
+            route = (scope["method"], scope["path"])
+            response = None
+            try:
+                if route == ("GET", BALANCES_PATH):
+                    response = await self._balance(scope)
+                elif route == ("POST", TRANSFERS_PATH):
+                    response, receive = await self._transfers(scope, receive)
+            except Exception:
+                # As Django's handler would: logged, and the error shape without a trace.
+                log.exception("unexpected error in %s %s", *route)
+                response = error_response(500, "internal_error",
+                                          "internal error; it has been logged")
+            if response is not None:
+                await self._send(scope, send, response)
+                return
+        await self.app(scope, receive, send)
+
+    # -- the two calls: a response, or None for Django to answer --------------------------------
+
+    async def _balance(self, scope) -> HttpResponse | None:
+        parameters = _query(scope["query_string"])
+        if parameters is None or frozenset(parameters) not in BALANCE_PARAMETERS:
+            return None
+        key = _key(scope, "read")
+        if key is None:
+            return None
+        try:
+            account_id, ledger = balance_account(
+                parameters.get("account"), parameters.get("ledger"), parameters.get("did"))
+            store = runtime().shards.get(ledger).store if ledger else None
+        except (ApiError, UnknownLedger):
+            return None
+        if store is None or account_view_remembered(key.client.user, account_id) is not True:
+            return None
+        try:
+            state, seq = await _blocking(balance_now, store, account_id)
+        except EventStoreError:
+            return None
+        if state is None:
+            return None
+        body = orjson.dumps(balance_body(account_id, ledger, state, seq))
+        return HttpResponse(body, content_type="application/json; charset=utf-8")
+
+    async def _transfers(self, scope, receive) -> tuple[HttpResponse | None, object]:
+        """(the response or None, the `receive` to hand Django: it replays the body read)."""
+        messages, body = await _read_body(receive)
+        unanswered = None, _replaying(messages, receive)
+        key = _key(scope, "write") if body is not None else None
+        if key is None:
+            return unanswered
+        # A large batch is parsed and answered in the executor: on the loop it would hold up
+        # every other request of this process for its milliseconds of work.
+        run = _off_loop if len(body) > INLINE_BODY_BYTES or runtime().distributed else _inline
+        try:
+            submitted = await run(_submitted, body, key)
+            if submitted is None:
+                return unanswered
+            store, future = submitted
+            with ledger_failures(store.ledger):
+                await _settled(future, runtime().bus.timeout_seconds)
+                payload = await run(_results_body, future, store)
+        except ApiError as error:
+            return api_error_response(error), receive
+        return HttpResponse(payload, content_type="application/json"), receive
+
+    # -- responses -------------------------------------------------------------------------------
+
+    async def _send(self, scope, send, response: HttpResponse) -> None:
+        secure = scope.get("scheme") == "https"
+        if secure not in self._headers:
+            self._headers[secure] = _middleware_headers(secure)
+        body = response.content
+        headers = [(name.lower().encode("latin-1"), value.encode("latin-1"))
+                   for name, value in response.items()]
+        headers.append((b"content-length", str(len(body)).encode()))
+        headers.extend(self._headers[secure])
+        await send({"type": "http.response.start", "status": response.status_code,
+                    "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _lane_may_serve(scope) -> bool:
+    """Whether Django would let this request through to a view at all: an allowed Host (what
+    `HttpRequest.get_host` checks) and no HTTPS redirect due."""
+    if settings.SECURE_SSL_REDIRECT and scope.get("scheme") != "https":
+        return False
+    headers = [(name, value) for name, value in scope["headers"]
+               if name in (b"host", b"x-forwarded-host")]
+    forwarded = [value for name, value in headers if name == b"x-forwarded-host"]
+    if settings.USE_X_FORWARDED_HOST and forwarded:
+        hosts = forwarded
+    else:
+        hosts = [value for name, value in headers if name == b"host"]
+    if len(hosts) != 1:
+        return False
+    domain, _ = split_domain_port(hosts[0].decode("latin-1"))
+    return bool(domain) and validate_host(domain, settings.ALLOWED_HOSTS)
+
+
+def _key(scope, needed: str) -> ApiKey | None:
+    """The request's API key if this process remembers it and it has the scope `needed`."""
+    values = [value for name, value in scope["headers"] if name == b"authorization"]
+    if len(values) != 1:
+        return None
+    scheme, _, token = values[0].decode("latin-1").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    key = api_key_remembered(token)
+    return key if key is not None and key.has_scope(needed) else None
+
+
+def _query(raw: bytes) -> dict[str, str] | None:
+    """The query's parameters when each is given once, with a value; None otherwise."""
+    try:
+        pairs = parse_qsl(raw.decode("ascii"), keep_blank_values=True, strict_parsing=True,
+                          errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        return None
+    parameters = dict(pairs)
+    if len(parameters) != len(pairs) or not all(parameters.values()):
+        return None
+    return parameters
+
+
+async def _read_body(receive) -> tuple[list[dict], bytes | None]:
+    """(the messages received, the body) — the body None when it exceeds Django's limit
+    (Django answers that) or the client left."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    messages = []
+    size = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            return messages, None
+        size += len(message.get("body", b""))
+        if limit is not None and size > limit:
+            return messages, None
+        if not message.get("more_body", False):
+            return messages, b"".join(m.get("body", b"") for m in messages)
+
+
+def _replaying(messages: list[dict], receive):
+    """A `receive` that gives `messages` again, then what `receive` gives."""
+    pending = list(messages)
+
+    async def replay() -> dict:
+        return pending.pop(0) if pending else await receive()
+
+    return replay
+
+
+async def _inline(function, *args):
+    return function(*args)
+
+
+async def _off_loop(function, *args):
+    return await asyncio.get_running_loop().run_in_executor(None, function, *args)
+
+
+async def _blocking(function, *args):
+    """`function(*args)`, in the executor when it may wait on Redis (distributed mode)."""
+    return await (_off_loop if runtime().distributed else _inline)(function, *args)
+
+
+def _submitted(body: bytes, key: ApiKey) -> tuple[EventStore, Future[list[Result]]] | None:
+    """Sends the batch to its ledger's writer: (the ledger's store, the writer's future), or
+    None when Django must answer (see the module docstring). Raises `ApiError` when the
+    ledger cannot take it."""
+    try:
+        items, atomic, ledger = batch_parse(body)
+        ledger = batch_ledger(items, ledger)
+        store = runtime().shards.get(ledger).store
+    except (ApiError, UnknownLedger):
+        return None
+    commands = batch_commands(items, key.client.command_client)
+    if any(command.type == "open_account" for command in commands):
+        return None
+    idempotency_keys_normalize(commands)
+    with ledger_failures(ledger):
+        return store, runtime().bus.submit(ledger, Request(commands, atomic))
+
+
+async def _settled(future: Future, timeout: float) -> None:
+    """Waits for a writer's future without a thread; raises `TimeoutError` after `timeout`."""
+    loop = asyncio.get_running_loop()
+    settled = loop.create_future()
+
+    def wake(_: Future) -> None:
+        loop.call_soon_threadsafe(lambda: settled.done() or settled.set_result(None))
+
+    future.add_done_callback(wake)
+    # Waiting on `settled`, not on the future itself: a timeout cancels only `settled`, while
+    # the writer still resolves its future (a cancelled one would fail it).
+    await asyncio.wait_for(settled, timeout)
+
+
+def _results_body(future: Future[list[Result]], store: EventStore) -> bytes:
+    return results_json(future.result(), store)
+
+
+def _not_called(request: HttpRequest) -> HttpResponse:
+    raise AssertionError("only the middleware's process_response is used")
+
+
+def _middleware_headers(secure: bool) -> list[tuple[bytes, bytes]]:
+    """The headers the response middleware of `settings.MIDDLEWARE` add to an API response,
+    found by running them on an empty response."""
+
+    class Probe(HttpRequest):
+        def _get_scheme(self) -> str:
+            return "https" if secure else "http"
+
+    request = Probe()
+    response = HttpResponse()
+    before = set(response.headers)
+    for middleware in _HEADER_MIDDLEWARE:
+        if f"{middleware.__module__}.{middleware.__name__}" in settings.MIDDLEWARE:
+            response = middleware(_not_called).process_response(request, response)
+    return [(name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in response.items() if name not in before]
