@@ -80,6 +80,11 @@ def _wait(condition, what: str, process: subprocess.Popen | None = None, log: Pa
     raise RuntimeError(f"{what} did not start")
 
 
+PASSED_SETTINGS = ("LEDGERFS_FAST_LANE",)
+"""The caller's LEDGERFS_ settings the stack keeps, for comparisons (`LEDGERFS_FAST_LANE=0`);
+it sets its own data directory, bus and log level."""
+
+
 class Stack:
     """The distributed processes of one benchmark run; `close()` stops them all."""
 
@@ -95,7 +100,8 @@ class Stack:
             admin.execute(f"CREATE DATABASE {DATABASE}")
         self.database = database_url(server, DATABASE)
         self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("LEDGERFS_")},
+            **{k: v for k, v in os.environ.items()
+               if not k.startswith("LEDGERFS_") or k in PASSED_SETTINGS},
             "DATABASE_URL": self.database, "REDIS_URL": self.redis_url,
             "LEDGERFS_DATA_DIR": str(tmp / "data"), "LEDGERFS_LOG_LEVEL": "WARNING",
             "LEDGERFS_BUS": "redis", "PYTHONPATH": str(ROOT),
