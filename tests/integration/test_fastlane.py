@@ -8,6 +8,10 @@ Driven as uvicorn drives the application, over real RocksDB shards and the embed
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
 from urllib.parse import urlencode
 
 import orjson
@@ -27,6 +31,7 @@ from ledger.permissions import grant_cache_clear
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+ROOT = Path(__file__).resolve().parents[2]
 # Vary with every response (or with the JSON's whitespace, which differs between the two).
 UNCOMPARED_HEADERS = {b"content-length", b"date", b"server"}
 
@@ -263,3 +268,14 @@ def test_an_unexpected_failure_in_the_lane_is_an_error_shape_not_a_trace(
     assert status == 500 and django_app.reached == []
     assert orjson.loads(body) == {"code": "internal_error",
                                   "message": "internal error; it has been logged"}
+
+
+@pytest.mark.parametrize(("setting", "in_front"), [("1", True), ("0", False)])
+def test_the_served_application_puts_the_lane_in_front_unless_turned_off(setting, in_front):
+    probe = ("import config.asgi as a; from ledger.api.fastlane import FastLane; "
+             f"assert isinstance(a.http_application, FastLane) is {in_front}; "
+             "assert a.application.application_mapping['http'] is a.http_application")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120,
+                          env={**os.environ, "LEDGERFS_FAST_LANE": setting})
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -14,6 +14,7 @@ SETTINGS_VARIABLES = (
     "LEDGERFS_ENV",
     "LEDGERFS_DEMO",
     "LEDGERFS_LOG_LEVEL",
+    "LEDGERFS_FAST_LANE",
     "DATABASE_URL",
     "REDIS_URL",
     "DJANGO_SECRET_KEY",
@@ -58,6 +59,7 @@ def test_embedded_defaults(load_settings, tmp_path: Path) -> None:
     assert database["NAME"] == data_dir / "ledgerfs.sqlite3"
     assert database["OPTIONS"]["init_command"] == "PRAGMA journal_mode=WAL;"
     assert loaded["STATIC_ROOT"] == data_dir / "static"
+    assert loaded["LEDGERFS_FAST_LANE"] is True
 
 
 def test_generated_secret_key_is_private_and_stable(load_settings, tmp_path: Path) -> None:
@@ -100,7 +102,9 @@ def test_lists_and_flags_from_environment(load_settings) -> None:
         DJANGO_ALLOWED_HOSTS="ledger.example.com, admin.example.com",
         DJANGO_DEBUG="true",
         REDIS_URL="redis://cache:6379/0",
+        LEDGERFS_FAST_LANE="0",
     )
+    assert loaded["LEDGERFS_FAST_LANE"] is False
     assert loaded["ALLOWED_HOSTS"] == ["ledger.example.com", "admin.example.com"]
     assert loaded["DEBUG"] is True
     assert loaded["REDIS_URL"] == "redis://cache:6379/0"
