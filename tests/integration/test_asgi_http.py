@@ -16,9 +16,9 @@ from pathlib import Path
 import orjson
 import pytest
 from asgiref.sync import SyncToAsync
-from asgiref.testing import ApplicationCommunicator
 
 from config.asgi_http import SyncChainASGIHandler
+from tests.support.asgi import exchange
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,23 +30,8 @@ def _get(handler: SyncChainASGIHandler, path: str) -> tuple[int, bytes]:
 
 
 async def _exchange(handler: SyncChainASGIHandler, path: str) -> tuple[int, bytes]:
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-        "root_path": "", "headers": [(b"host", b"testserver")], "client": ("127.0.0.1", 1),
-        "server": ("testserver", 80),
-    }
-
-    app = ApplicationCommunicator(handler, scope)
-    await app.send_input({"type": "http.request", "body": b"", "more_body": False})
-    start = await app.receive_output(10)
-    body = b""
-    while True:
-        message = await app.receive_output(10)
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
-    return start["status"], body
+    status, _, body = await exchange(handler, "GET", path)
+    return status, body
 
 
 def test_the_middleware_chain_is_sync():

@@ -16,7 +16,6 @@ from urllib.parse import urlencode
 
 import orjson
 import pytest
-from asgiref.testing import ApplicationCommunicator
 
 from apiaccess.keys import (
     api_client_get_or_create,
@@ -28,6 +27,7 @@ from config.asgi_http import SyncChainASGIHandler
 from ledger import services
 from ledger.api.fastlane import FastLane
 from ledger.permissions import grant_cache_clear
+from tests.support.asgi import exchange
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -68,29 +68,8 @@ def call(app, method: str, path: str, *, key: str | None = None, query: dict | N
     headers = [(b"host", host), (b"content-type", b"application/json")]
     if key is not None:
         headers.append((b"authorization", f"Bearer {key}".encode()))
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-        "scheme": "http", "path": path, "raw_path": path.encode(),
-        "query_string": urlencode(query or {}).encode(), "root_path": "", "headers": headers,
-        "client": ("127.0.0.1", 1), "server": ("testserver", 80),
-    }
-
-    async def exchange():
-        communicator = ApplicationCommunicator(app, scope)
-        size = -(-len(body) // chunks) if body else 0
-        parts = [body[i:i + size] for i in range(0, len(body), size)] if body else [b""]
-        for number, part in enumerate(parts):
-            await communicator.send_input({"type": "http.request", "body": part,
-                                           "more_body": number < len(parts) - 1})
-        start = await communicator.receive_output(10)
-        data = b""
-        while True:
-            message = await communicator.receive_output(10)
-            data += message.get("body", b"")
-            if not message.get("more_body"):
-                return start["status"], start["headers"], data
-
-    return asyncio.run(exchange())
+    return asyncio.run(exchange(app, method, path, query=urlencode(query or {}).encode(),
+                                body=body, headers=headers, chunks=chunks))
 
 
 def compared(response) -> tuple[int, list, object]:
