@@ -62,6 +62,8 @@ INLINE_BODY_BYTES = 8 * 1024
 BALANCE_PARAMETERS = (frozenset({"account"}), frozenset({"ledger", "did"}))
 """The balance queries the lane answers: by account id, or by ledger and DID."""
 
+_ROUTES = frozenset({("GET", BALANCES_PATH), ("POST", TRANSFERS_PATH)})
+
 _HEADER_MIDDLEWARE = (SecurityMiddleware, XFrameOptionsMiddleware)
 """The middleware of `settings.MIDDLEWARE` that add headers to an API response."""
 
@@ -74,8 +76,8 @@ class FastLane:
         self._headers: dict[bool, list[tuple[bytes, bytes]]] = {}
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and _lane_may_serve(scope):
-            route = (scope["method"], scope["path"])
+        route = (scope.get("method"), scope.get("path")) if scope["type"] == "http" else None
+        if route in _ROUTES and _lane_may_serve(scope):
             response = None
             try:
                 if route == ("GET", BALANCES_PATH):
