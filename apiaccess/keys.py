@@ -112,21 +112,23 @@ def api_key_remembered(raw_key: str) -> ApiKey | None:
     `ledger.api.fastlane`, then leave the request to the full path)."""
     if key_prefix(raw_key) is None:
         return None
-    cached = _authenticated.get(key_hash(raw_key))
-    if cached is not None and cached[0] > time.monotonic():
-        return cached[1]
-    return None
+    return _remembered(key_hash(raw_key))
+
+
+def _remembered(digest: str) -> ApiKey | None:
+    cached = _authenticated.get(digest)
+    return cached[1] if cached is not None and cached[0] > time.monotonic() else None
 
 
 def api_key_authenticate(raw_key: str) -> ApiKey | None:
     """The active key matching `raw_key` (with its client and user loaded), else None."""
-    remembered = api_key_remembered(raw_key)
-    if remembered is not None:
-        return remembered
     prefix = key_prefix(raw_key)
     if prefix is None:
         return None
     digest = key_hash(raw_key)
+    remembered = _remembered(digest)
+    if remembered is not None:
+        return remembered
     key = (
         ApiKey.objects.select_related("client__user")
         .filter(prefix=prefix, revoked_at__isnull=True)

@@ -163,22 +163,21 @@ def _lane_may_serve(scope) -> bool:
     `HttpRequest.get_host` checks) and no HTTPS redirect due."""
     if settings.SECURE_SSL_REDIRECT and scope.get("scheme") != "https":
         return False
-    headers = [(name, value) for name, value in scope["headers"]
-               if name in (b"host", b"x-forwarded-host")]
-    forwarded = [value for name, value in headers if name == b"x-forwarded-host"]
-    if settings.USE_X_FORWARDED_HOST and forwarded:
-        hosts = forwarded
-    else:
-        hosts = [value for name, value in headers if name == b"host"]
+    hosts = _header_values(scope, b"x-forwarded-host") if settings.USE_X_FORWARDED_HOST else []
+    hosts = hosts or _header_values(scope, b"host")
     if len(hosts) != 1:
         return False
     domain, _ = split_domain_port(hosts[0].decode("latin-1"))
     return bool(domain) and validate_host(domain, settings.ALLOWED_HOSTS)
 
 
+def _header_values(scope, name: bytes) -> list[bytes]:
+    return [value for header, value in scope["headers"] if header == name]
+
+
 def _key(scope, needed: str) -> ApiKey | None:
     """The request's API key if this process remembers it and it has the scope `needed`."""
-    values = [value for name, value in scope["headers"] if name == b"authorization"]
+    values = _header_values(scope, b"authorization")
     if len(values) != 1:
         return None
     scheme, _, token = values[0].decode("latin-1").partition(" ")
