@@ -3,15 +3,18 @@ shard, PostgreSQL read model, all on this machine.
 
 Starts a private redis-server (or uses REDIS_URL when redis-server is not installed), a fresh
 PostgreSQL database `ledgerfs_bench_http` on DATABASE_URL's server (or 127.0.0.1:5432),
-`--shards` writer processes (`manage.py ledger_writer`, durable: synced WAL, each projecting
-its shard into PostgreSQL; with `--projector process` they leave that to one `manage.py
+`--shards` writer processes (`manage.py ledger_writer`, durable: synced WAL, each projecting its
+shard into PostgreSQL; with `--projector process` they leave that to one `manage.py
 ledger_projector` process) and uvicorn with `--web-workers` workers. Opens and funds
 `--accounts` accounts per shard through the API, then for `--seconds`: `--writers` clients post
-batches of `--batch` transfers back to back (spread over the shards), one client posts single
-transfers (write latency under load) and one reads balances (read latency under load). `--hot`
-sends 80% of transfers through 10 accounts. After the load it reports how far the read model
-was behind the log and how long it then took to catch up. The clients run in this process and
-share the machine's cores with the server processes.
+batches of `--batch` transfers back to back (spread over the shards), or at `--rate` transfers/s
+on a fixed schedule; one client posts single transfers (write latency under load) and one reads
+balances (read latency under load). `--hot` sends 80% of transfers through 10 accounts. The same
+load runs `--warmup-seconds` before it is measured: the first requests meet cold processes
+(measured: at 10,000 transfers/s offered, the first batch took 1.3 s and the schedule caught up
+1.5 s later). After the load it reports how far the read model was behind the log and how long
+it then took to catch up. The clients run in this process and share the machine's cores with the
+server processes.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import redis
 from bench.cpu import CpuMeter, command_starts_with, with_descendants
 from bench.http import Client, _balance_read, _ms, _single_transfer, accounts_open
 from bench.pg_baseline import database_url, server_url
-from bench.stats import run_for
+from bench.stats import Schedule, run_for
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "ledgerfs_bench_http"
@@ -48,6 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--accounts", type=int, default=10_000, help="per shard")
     parser.add_argument("--batch", type=int, default=1_000, help="transfers per request")
     parser.add_argument("--writers", type=int, default=4, help="concurrent batch clients")
+    parser.add_argument("--rate", type=int, default=0,
+                        help="offered transfers/s of the batch clients, on a fixed schedule "
+                             "(default 0: back to back, as fast as the stack answers)")
+    parser.add_argument("--warmup-seconds", type=float, default=3.0,
+                        help="load before the measured `--seconds`, not counted")
     parser.add_argument("--web-workers", type=int, default=3, help="uvicorn workers")
     parser.add_argument("--shards", type=int, default=1, choices=(1, 2))
     parser.add_argument("--hot", action="store_true", help="80%% of transfers on 10 accounts")
@@ -252,39 +260,52 @@ def _load(stack: Stack, ids: dict[str, list[str]], args: argparse.Namespace) -> 
     id_bytes = {ledger: [a.encode() for a in accounts] for ledger, accounts in ids.items()}
     stop = threading.Event()
     lock = threading.Lock()
+    # What started once the warm-up was over counts (run_for's on_measure sets the start).
+    measured_from = [float("inf")]
     totals = {"ok": 0, "sent": 0}
     batch_latencies: list[float] = []
     write_latencies: list[float] = []
     read_latencies: list[float] = []
     errors: list[str] = []
+    # On a schedule, each client sends a batch every `interval` seconds, the clients evenly
+    # staggered.
+    interval = args.writers * args.batch / args.rate if args.rate else 0.0
 
     def writer(number: int) -> None:
         client = Client(stack.port, stack.key)
         rng = random.Random(args.seed * 1000 + number)
         ledger = ledgers[number % len(ledgers)]
+        schedule = Schedule(interval, interval * number / args.writers)
         batch = 0
-        while not stop.is_set():
+        while True:
             body = batch_body(ledger, id_bytes[ledger], rng, b"w%d-b%d" % (number, batch),
                               args.batch, args.hot)
             batch += 1
-            started = time.perf_counter()
+            started = schedule.next_start(stop)
+            if started is None:
+                return
             status, data = client.call("POST", "/api/v1/transfers", body)
             elapsed = time.perf_counter() - started
             if status != 200:
                 errors.append(f"batch -> {status}: {data[:200]!r}")
                 return
-            with lock:
-                batch_latencies.append(elapsed)
-                totals["ok"] += data.count(b'"status":"ok"')
-                totals["sent"] += args.batch
+            if started >= measured_from[0]:
+                with lock:
+                    batch_latencies.append(elapsed)
+                    totals["ok"] += data.count(b'"status":"ok"')
+                    totals["sent"] += args.batch
 
     def single_writer() -> None:
         client = Client(stack.port, stack.key)
         rng = random.Random(args.seed + 7)
+        sent = 0
         try:
             while not stop.is_set():
-                write_latencies.append(_single_transfer(
-                    client, ids[ledgers[0]], rng, f"loaded-{len(write_latencies)}"))
+                started = time.perf_counter()
+                elapsed = _single_transfer(client, ids[ledgers[0]], rng, f"loaded-{sent}")
+                sent += 1
+                if started >= measured_from[0]:
+                    write_latencies.append(elapsed)
         except RuntimeError as exc:
             errors.append(str(exc))
 
@@ -293,15 +314,22 @@ def _load(stack: Stack, ids: dict[str, list[str]], args: argparse.Namespace) -> 
         rng = random.Random(args.seed + 11)
         try:
             while not stop.is_set():
-                read_latencies.append(_balance_read(client, ids[ledgers[0]], rng))
+                started = time.perf_counter()
+                elapsed = _balance_read(client, ids[ledgers[0]], rng)
+                if started >= measured_from[0]:
+                    read_latencies.append(elapsed)
         except RuntimeError as exc:
             errors.append(str(exc))
 
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(args.writers)]
     threads += [threading.Thread(target=single_writer), threading.Thread(target=reader)]
     meter = stack.cpu_meter()
-    meter.start()
-    seconds = run_for(threads, args.seconds, stop, errors)
+
+    def measure() -> None:
+        meter.start()
+        measured_from[0] = time.perf_counter()
+
+    seconds = run_for(threads, args.seconds, stop, errors, args.warmup_seconds, measure)
     cores = meter.stop()
     transfers = totals["sent"] + len(write_latencies)
     return {
@@ -310,8 +338,9 @@ def _load(stack: Stack, ids: dict[str, list[str]], args: argparse.Namespace) -> 
             name: round(core * seconds / transfers * 1e6, 1)
             for name, core in {**cores, "total": sum(cores.values())}.items()
         },
-        "seconds": round(seconds, 2), "accounts": args.accounts, "batch": args.batch,
-        "writers": args.writers, "transfers": transfers,
+        "seconds": round(seconds, 2), "warmup_seconds": args.warmup_seconds,
+        "accounts": args.accounts, "batch": args.batch, "writers": args.writers,
+        "offered_tps": args.rate or None, "transfers": transfers,
         "rejected": totals["sent"] - totals["ok"], "tps": round(transfers / seconds),
         "batches": len(batch_latencies),
         "p50_batch_ms": _ms(batch_latencies, 0.50), "p95_batch_ms": _ms(batch_latencies, 0.95),
