@@ -23,12 +23,15 @@ import orjson
 import psycopg
 from django.db import connection, models, transaction
 
+from ledger._projection import configure, fold
 from ledger.core.events import event_accounts
 from ledger.core.machine import Event, unpack_snapshot
 from ledger.core.state import STATUS_CODES, AccountStatus
 from ledger.eventstore.port import AccountSnapshot, EventStore
 from ledger.models import BUCKET_FIELDS, Account, Hold, Ledger, ProjectionCursor
 from ledger.projection_feed import FEED_MAX_EVENTS, ProjectionFeed
+
+configure(event=Event)
 
 BATCH_EVENTS = 20_000
 """Events per transaction at most when they are read back from the store: larger batches write
@@ -204,19 +207,18 @@ class _Batch:
     @classmethod
     def of_events(cls, ledger: Ledger, store: EventStore, events: list[Event]) -> _Batch:
         """From a writer's events: a transfer only moves its two accounts' states (its legs,
-        which are its snapshots), so only the other events are decoded and applied."""
-        others = {event.seq: event.body for event in events if event.type != "transfer"}
-        batch = cls(ledger, store, list(others.values()))
-        last_seq_of, known = batch.last_seq_of, batch.known
-        for event in events:
-            seq = event.seq
-            body = others.get(seq)
-            if body is not None:
-                batch._apply(body)
-            for account_id, snapshot in event.snapshots:
-                known[account_id] = (seq, snapshot)
-                if body is None:
-                    last_seq_of[account_id] = seq
+        which are its snapshots), so only the other events are decoded and applied.
+
+        `fold` (ledger/_projection.c) records every snapshot and each transfer's last seq in
+        one pass; the other events are applied afterwards, and `_apply` keeps the larger seq,
+        so an account ends at its last event whichever kind came last."""
+        known: dict[str, tuple[int, bytes]] = {}
+        last_seq_of: dict[str, int] = {}
+        bodies = [event.body for event in fold(events, known, last_seq_of)]
+        batch = cls(ledger, store, bodies)
+        batch.known, batch.last_seq_of = known, last_seq_of
+        for body in bodies:
+            batch._apply(body)
         return batch
 
     def apply(self) -> None:
@@ -284,4 +286,5 @@ class _Batch:
             hold.captured = details.get("captured", 0)
         last_seq_of = self.last_seq_of
         for account_id in event_accounts(body):
-            last_seq_of[account_id] = seq
+            if last_seq_of.get(account_id, -1) < seq:
+                last_seq_of[account_id] = seq
