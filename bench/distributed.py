@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -38,6 +39,7 @@ from bench.cpu import CpuMeter, command_starts_with, with_descendants
 from bench.http import Client, _balance_read, _ms, _single_transfer, accounts_open
 from bench.pg_baseline import database_url, server_url
 from bench.stats import Schedule, run_for
+from config.cpus import ENV, place_other
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "ledgerfs_bench_http"
@@ -62,6 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--projector", choices=["writer", "process"], default="writer",
                         help="who projects into PostgreSQL: each writer process (as the Procfile)"
                              " or one ledger_projector process")
+    parser.add_argument("--writer-cpus", default="auto",
+                        help="LEDGERFS_WRITER_CPUS of the stack (config/cpus.py); this process "
+                             "and its Redis keep off them too. auto: the last CPU with one "
+                             "shard on 2 or more cores, else none; none: no pinning")
     parser.add_argument("--server-url", default=None, help="PostgreSQL server URL")
     parser.add_argument("--seed", type=int, default=1)
 
@@ -97,9 +103,10 @@ class Stack:
     """The distributed processes of one benchmark run; `close()` stops them all."""
 
     def __init__(self, tmp: Path, ledgers: list[str], web_workers: int, server: str,
-                 projector: str = "writer") -> None:
+                 projector: str = "writer", writer_cpus: str | None = None) -> None:
         self.tmp = tmp
         self.processes: list[subprocess.Popen] = []
+        cpus = {ENV: writer_cpus} if writer_cpus else {}
         # The pids of each kind of process started here, for `cpu_meter`.
         self.roles: dict[str, list[int]] = {"writer": [], "projector": [], "web": [], "redis": []}
         self.redis_url = self._redis()
@@ -112,7 +119,7 @@ class Stack:
                if not k.startswith("LEDGERFS_") or k in PASSED_SETTINGS},
             "DATABASE_URL": self.database, "REDIS_URL": self.redis_url,
             "LEDGERFS_DATA_DIR": str(tmp / "data"), "LEDGERFS_LOG_LEVEL": "WARNING",
-            "LEDGERFS_BUS": "redis", "PYTHONPATH": str(ROOT),
+            "LEDGERFS_BUS": "redis", "PYTHONPATH": str(ROOT), **cpus,
         }
         manage = [sys.executable, str(ROOT / "manage.py")]
         subprocess.run([*manage, "migrate", "--noinput"], env=self.env, check=True,
@@ -214,11 +221,35 @@ def batch_body(ledger: str, ids: list[bytes], rng: random.Random, prefix: bytes,
     return b'{"ledger":"%s","transfers":[%s]}' % (ledger.encode(), b",".join(items))
 
 
+def writer_cpus(choice: str, shards: int) -> str | None:
+    """The stack's LEDGERFS_WRITER_CPUS for `--writer-cpus`: with "auto", a core of its own for
+    a single writer (two writers on two cores would leave the web none)."""
+    if choice == "none":
+        return None
+    if choice != "auto":
+        return choice
+    cores = os.cpu_count() or 1
+    return str(cores - 1) if shards == 1 and cores >= 2 else None
+
+
+@contextmanager
+def _off_cpus(cpus: str | None):
+    """Keeps this thread, and the client threads and the Redis it starts, off the writers'
+    CPUs meanwhile, as the stack's own processes keep off them."""
+    saved = os.sched_getaffinity(0)
+    place_other({ENV: cpus} if cpus else {})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, saved)
+
+
 def run(args: argparse.Namespace) -> dict:
     ledgers = ["BENCH", "BENCHB"][:args.shards]
-    with tempfile.TemporaryDirectory(prefix="ledgerfs-bench-dist-") as tmp:
+    pinned = writer_cpus(args.writer_cpus, args.shards)
+    with tempfile.TemporaryDirectory(prefix="ledgerfs-bench-dist-") as tmp, _off_cpus(pinned):
         stack = Stack(Path(tmp), ledgers, args.web_workers, server_url(args.server_url),
-                      args.projector)
+                      args.projector, pinned)
         try:
             setup = Client(stack.port, stack.key)
             ids = {ledger: _setup(setup, ledger, args.accounts) for ledger in ledgers}
@@ -228,7 +259,7 @@ def run(args: argparse.Namespace) -> dict:
             stack.close()
     return {"scenario": "http-distributed", "shards": args.shards, "hot": args.hot,
             "durable": True, "web_workers": args.web_workers, "projector": args.projector,
-            **result}
+            "writer_cpus": pinned, **result}
 
 
 def _projection_catch_up(stack: Stack, client: Client, ledgers: list[str]) -> dict:

@@ -233,7 +233,10 @@ def _section(results: dict[str, dict], plots: dict[str, str]) -> list[str]:
         f"Measured by `make bench` (`python -m bench suite --json`) on this machine: "
         f"{platform.machine()}, {_cores()} cores, Python {platform.python_version()}; "
         "PostgreSQL and Redis local, every scenario durable (fsync on acknowledgement). The "
-        "clients run on the same two cores as the servers. Each scenario starts once the cores "
+        "clients run on the same two cores as the servers. With one shard, the writer has a "
+        "core of its own and every other process, the clients included, the remaining ones "
+        "(`LEDGERFS_WRITER_CPUS`, config/cpus.py); with two shards nothing is pinned. "
+        "Each scenario starts once the cores "
         "have been less than 15% busy for 3 s in a row (`quiet_wait_seconds`: how long that "
         "took). Raw results: `bench/results/` (`load_average_before`: the 1-minute load when "
         "a scenario started, which decays slowly and still counts the previous scenario).",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from config.cpus import place_other
 from config.env import env_bool, env_int, env_list, env_str
 from config.secret_key import secret_key_load_or_create
 
@@ -41,6 +42,10 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool(
 
 # Set: distributed mode (Celery broker, ...). Unset: embedded mode, everything in one process.
 REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL:
+    # Off the CPUs set aside for the shards' writers, if any (LEDGERFS_WRITER_CPUS): every
+    # process of the stack loads these settings first; `ledger_writer` moves itself onto them.
+    place_other()
 
 # -- Celery (config.celery) and attestation (DESIGN 5) -------------------------------------------
 # Embedded mode runs tasks eagerly in the caller; "thread" runs the beat schedule on a thread of

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import OperationalError
 
+from config.cpus import place_writer
 from ledger.models import Ledger
 from ledger.runtime import BackgroundProjector, shards_root
 from ledger.shards import ShardRegistry, valid_ledger_code
@@ -41,6 +42,8 @@ class Command(BaseCommand):
             raise CommandError(f"invalid ledger code {ledger!r}")
         if not settings.REDIS_URL:
             raise CommandError("REDIS_URL is not set: the writer process needs the Redis bus")
+        # Before any thread starts, so the bus, replier, stream and projector threads follow.
+        place_writer()
         self._register(ledger, scale)
 
         listeners = []
