@@ -156,7 +156,7 @@ class BackgroundProjector:
     """Why longer rounds: projected from memory over 10,000 accounts, a round cost 3.6-3.9 µs
     of CPU per transfer with 25,000 transfers in it (about a second of load), 2.6-2.8 with
     50,000, since most of its cost is per account touched, not per event. Under the distributed
-    benchmark (`python -m bench http-distributed`, six alternating pairs) PostgreSQL's CPU per
+    benchmark (`python -m bench http-distributed`, five alternating pairs) PostgreSQL's CPU per
     transfer fell from 1.4-2.7 to 0.6-1.1 µs and the throughput rose by 7% in the median pair
     (-2% to +20%); the read models then trail the log by up to the ceiling plus a round."""
 
