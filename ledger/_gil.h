@@ -1,6 +1,6 @@
 /*
  * Letting other threads run during a long native loop (ledger/core/_fastpath.c,
- * ledger/eventstore/_rocksbatch.c).
+ * ledger/eventstore/_rocksbatch.c, ledger/_projection.c).
  *
  * The interpreter asks the thread holding its lock to drop it only between bytecodes, and a
  * loop in C over a whole group commit runs none: deciding 3,000 transfers held the lock for

@@ -11,6 +11,7 @@
  */
 
 #include "_gil.h"
+#include "_names.h"
 #include "_slots.h"
 
 enum { E_SEQ, E_TYPE, E_SNAPSHOTS, E_COUNT };
@@ -35,15 +36,6 @@ configure(PyObject *module, PyObject *args, PyObject *kwargs)
     Py_RETURN_NONE;
 }
 
-/* Whether `etype` is "transfer": the events of the fast path share one interned string. */
-static int
-is_transfer(PyObject *etype)
-{
-    return etype == str_transfer ||
-           (etype != NULL && PyUnicode_CheckExact(etype) &&
-            PyUnicode_Compare(etype, str_transfer) == 0);
-}
-
 /* Record one event's snapshots; 0, or -1 with an exception. */
 static int
 fold_event(PyObject *event, PyObject *known, PyObject *last_seq_of, PyObject *others)
@@ -54,7 +46,7 @@ fold_event(PyObject *event, PyObject *known, PyObject *last_seq_of, PyObject *ot
         PyErr_SetString(PyExc_TypeError, "an event without its seq or snapshots list");
         return -1;
     }
-    int plain = is_transfer(EVENT_SLOT(event, E_TYPE));
+    int plain = is_name(EVENT_SLOT(event, E_TYPE), str_transfer);
     if (!plain && PyList_Append(others, event) < 0)
         return -1;
     for (Py_ssize_t j = 0; j < PyList_GET_SIZE(snapshots); j++) {

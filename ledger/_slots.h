@@ -1,7 +1,8 @@
 /*
  * Slot offsets of a `__slots__` class, for the native extensions (ledger/core/_fastpath.c,
- * ledger/eventstore/_rocksbatch.c): they read and write objects at these offsets instead of
- * looking attributes up by name, which costs a type-dictionary search per field.
+ * ledger/eventstore/_rocksbatch.c, ledger/_projection.c): they read and write objects at these
+ * offsets instead of looking attributes up by name, which costs a type-dictionary search per
+ * field.
  */
 
 #ifndef LEDGER_SLOTS_H

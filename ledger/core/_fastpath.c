@@ -21,6 +21,7 @@
  */
 
 #include "../_gil.h"
+#include "../_names.h"
 #include "../_slots.h"
 #include <openssl/evp.h>
 #include <stdint.h>
@@ -353,14 +354,6 @@ ascii_text(PyObject *value, int token, Py_ssize_t *length)
     }
     *length = n;
     return text;
-}
-
-/* `value` equals the interned `name`: pointer equality first (the state's constants are
- * interned), the full comparison only for strings that were built at run time. */
-static int
-is_name(PyObject *value, PyObject *name)
-{
-    return value == name || (PyUnicode_Check(value) && PyUnicode_Compare(value, name) == 0);
 }
 
 static int

@@ -9,6 +9,7 @@
  */
 
 #include "../_gil.h"
+#include "../_names.h"
 #include "../_slots.h"
 #include <stdint.h>
 #include <stdlib.h>
@@ -208,11 +209,7 @@ fill(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (failed)
             break;
         gil_yield_point(&yield, i);
-        /* Interned on both sides (a literal in the machine, in C here): identity is enough
-         * for the common case, and a full comparison settles the rest. */
-        PyObject *type = SLOT(event, event_offsets, E_TYPE);
-        if (type != str_transfer &&
-            !(type != NULL && PyUnicode_Check(type) && PyUnicode_Compare(type, str_transfer) == 0))
+        if (!is_name(SLOT(event, event_offsets, E_TYPE), str_transfer))
             failed = PyList_Append(others, event) < 0;
     }
     /* Random keys go in key order: RocksDB inserts a sorted batch several times faster. */
