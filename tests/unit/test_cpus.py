@@ -4,6 +4,7 @@ placements run in child processes, which really move."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -52,7 +53,7 @@ def affinity_in_child(code: str, **environment: str) -> set[int]:
         cwd=ROOT, env={**env, **environment}, capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    return set(eval(done.stdout.strip().splitlines()[-1]))
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 @needs_two_cores
