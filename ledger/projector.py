@@ -12,7 +12,7 @@ batch's end, once, whatever the number of its events in the batch. That makes pr
 grow with the accounts a batch touches rather than with the events, and it never reads the rows
 it overwrites.
 
-In the writer's own process the events come from memory when they can (`ProjectionFeed`): their
+In the writer's own process the events come from memory when they can (`GroupFeed`): their
 snapshots are the states to write, so a transfer costs neither a read from the store nor a JSON
 parse.
 """
@@ -28,8 +28,8 @@ from ledger.core.events import event_accounts
 from ledger.core.machine import Event, unpack_snapshot
 from ledger.core.state import STATUS_CODES, AccountStatus
 from ledger.eventstore.port import AccountSnapshot, EventStore
+from ledger.group_feed import FEED_MAX_EVENTS, GroupFeed
 from ledger.models import BUCKET_FIELDS, Account, Hold, Ledger, ProjectionCursor
-from ledger.projection_feed import FEED_MAX_EVENTS, ProjectionFeed
 
 configure(event=Event)
 
@@ -38,7 +38,7 @@ BATCH_EVENTS = 20_000
 each busy account fewer times, but every event of one is parsed and held at once."""
 
 FEED_BATCH_EVENTS = FEED_MAX_EVENTS
-"""Events per transaction at most when they come from memory (`ProjectionFeed`): they are held
+"""Events per transaction at most when they come from memory (`GroupFeed`): they are held
 already and cost no parse, so a round takes all the feed has. A background round at 25,000
 transfers/s holds more than `BATCH_EVENTS`, and a second transaction would write most of the
 accounts again."""
@@ -59,7 +59,7 @@ _HOLD_UPDATE_FIELDS = ["status", "captured", "resolved_seq"]
 
 def project(
     ledger: Ledger, store: EventStore, *, limit: int = BATCH_EVENTS,
-    feed: ProjectionFeed | None = None, until_seq: int | None = None,
+    feed: GroupFeed | None = None, until_seq: int | None = None,
 ) -> int:
     """Apply the events after the ledger's cursor, up to `FEED_BATCH_EVENTS` of them from `feed`
     when it holds them, else up to `limit` from the store, and none after `until_seq`; returns
@@ -102,7 +102,7 @@ def _commit_without_flush() -> None:
 
 
 def catch_up(
-    ledger: Ledger, store: EventStore, feed: ProjectionFeed | None = None,
+    ledger: Ledger, store: EventStore, feed: GroupFeed | None = None,
     until_seq: int | None = None,
 ) -> int:
     """Project until the cursor reaches `until_seq`, or the end of the log; returns the events

@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from ledger.bus import CommandBus, InProcessBus
-from ledger.projection_feed import ProjectionFeed
+from ledger.group_feed import GroupFeed
 from ledger.shards import FollowerRegistry, ShardRegistry
 
 log = logging.getLogger(__name__)
@@ -139,14 +139,14 @@ class BackgroundProjector:
     taking the writer's CPU. The longer the rounds, the longer the pause, while a quiet ledger
     is projected within the interval. The ceiling bounds how far the read models fall behind: a
     longer pause makes a longer round (its events are more), which without it lengthened the
-    next pause in turn, until the backlog outgrew the writer's memory (`ProjectionFeed`) and
+    next pause in turn, until the backlog outgrew the writer's memory (`GroupFeed`) and
     was read back from the store. A round stops at the last seq notified before it began: chasing
     the groups committed while it ran cost a second UPDATE per round of nearly as many rows
     (the accounts of 10,000 uniform accounts a few hundred milliseconds of load touch), which
     the next round writes anyway.
 
     Writers of this process hand their durable groups to `feed` (`ShardRegistry(on_durable=
-    projector.feed.add)`), so rounds take their events from memory (`ProjectionFeed`).
+    projector.feed.add)`), so rounds take their events from memory (`GroupFeed`).
     """
 
     RETRY_SECONDS = 1.0
@@ -166,7 +166,7 @@ class BackgroundProjector:
         self._wake = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self.feed = ProjectionFeed()
+        self.feed = GroupFeed()
 
     def notify(self, ledger: str, last_seq: int) -> None:
         """`ledger` committed up to `last_seq` (negative: unknown, project to the end)."""

@@ -23,11 +23,15 @@ from collections.abc import Callable
 
 from ledger.core.chain import StoredEvent
 from ledger.eventstore.port import EventStore
+from ledger.group_feed import GroupFeed
 
 log = logging.getLogger(__name__)
 
 DEFAULT_RETENTION_EVENTS = 100_000
 """Events a stream keeps per ledger; older ones are trimmed (consumers read them from the log)."""
+
+PUBLISH_CHUNK_EVENTS = 4_096
+"""Events a publisher takes at a time."""
 
 
 class EventStream(ABC):
@@ -169,14 +173,18 @@ class StreamConsumer:
 class StreamPublisher:
     """Publishes a shard's committed events from its own thread, off the write path.
 
-    The writer's `on_commit(last_seq)` calls `notify`; the thread reads what is new from the
-    store and publishes it. If the stream is unreachable it retries, and when it comes back
-    more than `retention_events` behind it skips ahead: consumers read old events from the log.
+    The writer's `on_commit(last_seq)` calls `notify`; the thread publishes what is new. It
+    takes the events from `feed` when given one that the writer's durable groups are added to
+    (the writer process does), and reads the store for whatever the feed does not hold. If the
+    stream is unreachable it retries, and when it comes back more than `retention_events`
+    behind it skips ahead: consumers read old events from the log.
     """
 
-    def __init__(self, stream: EventStream, store: EventStore, *, retry_seconds: float = 0.2):
+    def __init__(self, stream: EventStream, store: EventStore, *, retry_seconds: float = 0.2,
+                 feed: GroupFeed | None = None):
         self.stream = stream
         self.store = store
+        self.feed = feed
         self.ledger = store.ledger
         self.retry_seconds = retry_seconds
         self.published_seq = -1
@@ -225,7 +233,7 @@ class StreamPublisher:
             self.published_seq = max(self.published_seq, target - retention)
             try:
                 while self.published_seq < target:
-                    events = list(self.store.read(self.published_seq, 4_096))
+                    events = self._events_after(self.published_seq)
                     if not events:
                         break
                     self.stream.publish(self.ledger, events)
@@ -235,3 +243,10 @@ class StreamPublisher:
                             exc_info=True)
                 with self._wake:
                     self._wake.wait(self.retry_seconds)
+
+    def _events_after(self, seq: int) -> list[StoredEvent]:
+        if self.feed is not None:
+            decided = self.feed.take(self.ledger, seq, PUBLISH_CHUNK_EVENTS)
+            if decided:
+                return [StoredEvent(event.seq, event.data, event.hash) for event in decided]
+        return list(self.store.read(seq, PUBLISH_CHUNK_EVENTS))

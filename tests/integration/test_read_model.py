@@ -1,5 +1,5 @@
 """The Django read models follow the event log: ledger registry, projector, rebuild, healthz; the
-projector fed from memory (`ProjectionFeed`) writes exactly the rows it writes from the store."""
+projector fed from memory (`GroupFeed`) writes exactly the rows it writes from the store."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from django.db import IntegrityError, transaction
 from ledger import services
 from ledger.core.commands import Command
 from ledger.core.state import account_id_for
+from ledger.group_feed import GroupFeed
 from ledger.models import Account, Hold, Ledger, ProjectionCursor
-from ledger.projection_feed import ProjectionFeed
 from ledger.projector import catch_up, project, rebuild
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -155,7 +155,7 @@ def feed_workload() -> None:
 def test_rows_from_the_feed_equal_rows_from_the_store(ledger_runtime, monkeypatch):
     ledger, _ = services.ledger_create(code="EUR", scale=2)  # projects the genesis events
     shard = ledger_runtime.shards.get("EUR")
-    feed = ProjectionFeed()
+    feed = GroupFeed()
     shard.writer.durable_listeners.append(
         lambda events, last_seq: feed.add("EUR", events, last_seq))
     feed_workload()
@@ -186,7 +186,7 @@ def test_events_the_feed_missed_are_read_from_the_store_first(ledger_runtime):
     shard = ledger_runtime.shards.get("EUR")
     run(Command("open_account", "o1", did="alice"),
         Command("mint", "m1", account=acc("alice"), amount=900))
-    feed = ProjectionFeed()  # listens from here on
+    feed = GroupFeed()  # listens from here on
     shard.writer.durable_listeners.append(
         lambda events, last_seq: feed.add("EUR", events, last_seq))
     run(Command("open_account", "o2", did="bob"),
@@ -204,7 +204,7 @@ def fed_after_projection(ledger_runtime):
     ledger, _ = services.ledger_create(code="EUR", scale=2)
     shard = ledger_runtime.shards.get("EUR")
     catch_up(ledger, shard.store)
-    feed = ProjectionFeed()
+    feed = GroupFeed()
     shard.writer.durable_listeners.append(
         lambda events, last_seq: feed.add("EUR", events, last_seq))
     feed_workload()

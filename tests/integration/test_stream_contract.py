@@ -15,6 +15,7 @@ import pytest
 from ledger.core.commands import Command, Request
 from ledger.core.state import account_id_for
 from ledger.eventstore.rocks import RocksEventStore
+from ledger.group_feed import GroupFeed
 from ledger.stream import InProcessEventStream, StreamConsumer, StreamPublisher
 from ledger.writer import Writer
 from tests.support.services import wait_for
@@ -127,9 +128,19 @@ class StreamContract:
         consumer = StreamConsumer(stream, store, LEDGER)
         assert _consume(consumer, len(events)) == events
 
-    def test_publisher_follows_the_writer_and_skips_nothing(self, stream, shard):
+    @pytest.mark.parametrize("fed", [False, True], ids=["from-the-store", "from-memory"])
+    def test_publisher_follows_the_writer_and_skips_nothing(self, stream, shard, fed,
+                                                            monkeypatch):
+        """Fed from memory, the publisher reads nothing back from the store, and publishes
+        the very bytes and hashes the store holds."""
         writer, store = shard
-        publisher = StreamPublisher(stream, store).start()
+        feed = GroupFeed() if fed else None
+        if feed is not None:
+            writer.durable_listeners.append(lambda events, seq: feed.add(LEDGER, events, seq))
+        reads = []
+        read = store.read
+        monkeypatch.setattr(store, "read", lambda *args: reads.append(args) or read(*args))
+        publisher = StreamPublisher(stream, store, feed=feed).start()
         writer.on_commit = publisher.notify
         account = account_id_for(LEDGER, "did:a")
         try:
@@ -140,8 +151,42 @@ class StreamContract:
         finally:
             writer.on_commit = None
             publisher.stop()
-        published = [e.seq for e in _drain(stream, 43)]
-        assert published == list(range(44, last + 1))
+        published = _drain(stream, 43)
+        assert [e.seq for e in published] == list(range(44, last + 1))
+        assert published == list(read(43))
+        assert (reads == []) is fed
+
+
+def test_a_publisher_fed_from_memory_reads_the_store_after_a_failed_publish(shard):
+    """The events taken from the feed for a publish that failed are gone from it; the retry
+    finds them in the store, so the stream still gets every event once and in order."""
+    writer, store = shard
+
+    class FailsOnce(InProcessEventStream):
+        failed = False
+
+        def publish(self, ledger, events):
+            if not self.failed:
+                self.failed = True
+                raise ConnectionError("the broker went away")
+            super().publish(ledger, events)
+
+    stream = FailsOnce()
+    feed = GroupFeed()
+    writer.durable_listeners.append(lambda events, seq: feed.add(LEDGER, events, seq))
+    publisher = StreamPublisher(stream, store, feed=feed, retry_seconds=0.01).start()
+    writer.on_commit = publisher.notify
+    account = account_id_for(LEDGER, "did:a")
+    try:
+        for i in range(10):
+            writer.execute(Request([Command("mint", f"f{i}", account=account, amount=1)]))
+        last = store.head()[0]
+        wait_for(lambda: stream.last_seq(LEDGER) == last, 10, "the publisher")
+    finally:
+        writer.on_commit = None
+        publisher.stop()
+    assert stream.failed
+    assert _drain(stream, 43) == list(store.read(43))
 
 
 def _drain(stream, after_seq: int) -> list:

@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import OperationalError
 
 from config.cpus import place_writer
+from ledger.group_feed import GroupFeed
 from ledger.models import Ledger
 from ledger.runtime import BackgroundProjector, shards_root
 from ledger.shards import ShardRegistry, valid_ledger_code
@@ -25,6 +26,9 @@ from ledger.transport.redis_bus import RedisBusServer
 from ledger.transport.redis_stream import RedisEventStream
 
 DATABASE_WAIT_SECONDS = 30.0
+STREAM_FEED_MAX_EVENTS = 50_000
+"""Events the stream publisher's feed holds: it publishes within a group or two unless the
+stream is unreachable, and then it reads the store when the stream is back."""
 
 
 class Command(BaseCommand):
@@ -48,13 +52,18 @@ class Command(BaseCommand):
 
         listeners = []
         projector = None if no_project else BackgroundProjector()
+        # The projector and the stream publisher each take the writer's durable groups from
+        # memory, from a feed of their own (ledger/group_feed.py).
+        feeds = [GroupFeed(STREAM_FEED_MAX_EVENTS)]
+        if projector is not None:
+            feeds.append(projector.feed)
         registry = ShardRegistry(
             shards_root(), on_commit=lambda code, seq: [notify(code, seq) for notify in listeners],
-            on_durable=projector.feed.add if projector is not None else None,
+            on_durable=lambda code, events, seq: [feed.add(code, events, seq) for feed in feeds],
         )
         shard = registry.create(ledger)
         stream = RedisEventStream(settings.REDIS_URL)
-        publisher = StreamPublisher(stream, shard.store).start()
+        publisher = StreamPublisher(stream, shard.store, feed=feeds[0]).start()
         listeners.append(lambda code, seq: publisher.notify(seq))
         if projector is not None:
             projector.start(registry)

@@ -1,11 +1,14 @@
-"""Durable groups handed from a writer to the projector of the same process, in memory.
+"""Durable groups handed from a writer to a consumer thread of the same process, in memory:
+the projector (`ledger.projector`) and the stream publisher (`ledger.stream.StreamPublisher`),
+each with a feed of its own.
 
-Why: under distributed load py-spy found the projector thread in 39% of the writer process's
-active samples, reading each event back from the store and parsing its JSON among the largest
-items, while the writer's events already carry the account snapshots the projector needs
-(`ledger.projector`, `_Batch.of_events`). Measured: the projector thread's CPU went from 0.23
-to 0.20 core at about 25,000 transfers/s (most of the rest is its UPDATE). Pure Python, no
-Django: the runtime creates it before Django's apps are loaded.
+Why: both used to read every event back from the store, while the writer's events already
+carry what they need: the account snapshots for the projector (`_Batch.of_events`), the
+canonical bytes and chain hash for the stream. Measured under distributed load: the projector
+thread's CPU went from 0.23 to 0.20 core at about 25,000 transfers/s (most of the rest is its
+UPDATE); the publisher, four alternating pairs of `python -m bench http-distributed`, took the
+writer process from 19.8-23.4 to 18.9-22.2 µs of CPU per transfer (+1% to +8% transfers/s).
+Pure Python, no Django: the runtime creates it before Django's apps are loaded.
 """
 
 from __future__ import annotations
@@ -16,16 +19,16 @@ from collections import deque
 from ledger.core.machine import Event
 
 FEED_MAX_EVENTS = 200_000
-"""Events a feed keeps per ledger at most; a projector further behind reads the store."""
+"""Events a feed keeps per ledger at most; a consumer further behind reads the store."""
 
 
-class ProjectionFeed:
-    """The durable groups of this process's writers, kept until the projector takes them.
+class GroupFeed:
+    """The durable groups of this process's writers, kept until their consumer takes them.
 
     `add` runs in a writer's thread, once per group, and only queues the group. `take` gives
     the events right after a cursor, or nothing when the feed does not hold them (the writer
     decided them before the feed listened, the feed dropped them to stay under
-    `FEED_MAX_EVENTS`, or an earlier round took them and then failed to commit): the projector
+    `max_events`, or the consumer took them and then failed to pass them on): the consumer
     then reads the store, which always has them. Taken events are gone from the feed."""
 
     def __init__(self, max_events: int = FEED_MAX_EVENTS) -> None:
