@@ -41,6 +41,7 @@ def hset_command(key: str, groups: list[list[Event]], head: int) -> bytes:
 
     Why packed here, and in C (`ledger/_projection.c`): a bulk group touches thousands of
     accounts. redis-py's `hset` walked its mapping and then every argument in Python; a
-    generator over the snapshots feeding hiredis's packer was still 13% of the writer process's
-    CPU under load, in the bus replier, the thread a lone payment's reply waits for."""
+    generator over the snapshots feeding hiredis's packer was still most of the bus replier's
+    CPU (the thread a lone payment's reply waits for, 13% of the writer process's under load);
+    in C the packing takes 0.08 µs per transfer instead of 0.57."""
     return hset(key.encode(), groups, HEAD_FIELD, head)
