@@ -367,17 +367,35 @@ class RedisBusServer:
     # -- the replier thread --------------------------------------------------------------------
 
     def _reply_loop(self) -> None:
-        """Send what the writer produced, in its order, batching what has queued up; but a
-        small request's reply is sent as soon as it is reached, without the bulk replies and
-        balances queued behind it (their encoding took tens of milliseconds under load)."""
+        """Send what the writer produced: each group's balances in the writer's order, and
+        before any reply of that group; a small request's reply as soon as it is reached; the
+        replies to bulk requests last, one per round trip, looking at the queue in between.
+
+        Why bulk replies wait: encoding one (a thousand results, their events' bytes) and
+        handing Redis its half a megabyte takes milliseconds, and under load the replies of
+        the group before stood in front of a lone payment's: measured inside the writer
+        process, a small request's reply left 15 ms (median) after its group was durable.
+        Nothing orders replies to different requests, so only the balances keep their order."""
         self._balances_reset()
+        deferred: list = []  # replies to bulk requests whose groups' balances are published
         while True:
-            item = self._replies.get()
+            if not deferred:
+                item = self._replies.get()
+            else:
+                try:
+                    item = self._replies.get_nowait()
+                except queue.Empty:
+                    self._send(deferred[:1])
+                    del deferred[:1]
+                    continue
             batch = []
             while item is not None:
-                batch.append(item)
-                if type(item) is tuple and item[4]:  # the reply to a small request
-                    break
+                if type(item) is tuple and not item[4]:
+                    deferred.append(item)
+                else:
+                    batch.append(item)  # a group's balances, or the reply to a small request
+                    if type(item) is tuple:
+                        break
                 try:
                     item = self._replies.get_nowait()
                 except queue.Empty:
@@ -385,6 +403,8 @@ class RedisBusServer:
             if batch:
                 self._send(batch)
             if item is None:
+                if deferred:
+                    self._send(deferred)
                 return
 
     def _execute_packed(self, command: bytes) -> None:

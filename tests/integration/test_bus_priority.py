@@ -1,7 +1,8 @@
 """The writer's bus server puts small requests first, on the way in and on the way out: a lone
 payment sent beside bulk batches is handed to the writer before their decoding, and its reply
-is sent without the bulk replies and balances queued behind it (python -m bench
-http-distributed: a single transfer under load waited tens of milliseconds for both)."""
+is sent without the bulk replies queued before it or the balances queued behind it (python -m
+bench http-distributed: a single transfer under load waited tens of milliseconds for both).
+Each group's balances still go out in the writer's order and before any reply of that group."""
 
 from __future__ import annotations
 
@@ -78,11 +79,33 @@ def reply(request_id: str, size: int) -> tuple:
     return (f"{len(request_id)}-0", request_id, "reply:test", future, size <= 10)
 
 
-def test_a_small_requests_reply_is_sent_before_what_queued_behind_it(redis_url):
+def event(seq: int) -> Event:
+    return Event(seq, "transfer", None, b"{}", b"h" * 32, [("acc_eur_a", b"s" * 41)])
+
+
+def test_a_small_requests_reply_goes_before_bulk_replies_and_later_balances(redis_url):
     server = RecordingServer(redis_url, RecordingWriter())
-    event = Event(1, "transfer", None, b"{}", b"h" * 32, [("acc_eur_a", b"s" * 41)])
-    for item in (_Durable([event], 1), reply("bulk-1", 1_000), reply("single", 1),
-                 _Durable([event], 2), reply("bulk-2", 1_000), reply("small", 10), None):
+    for item in (_Durable([event(1)], 1), reply("bulk-1", 1_000), reply("single", 1),
+                 _Durable([event(2)], 2), reply("bulk-2", 1_000), reply("small", 10), None):
         server._replies.put(item)
     server._reply_loop()
-    assert server.sent == [["durable", "bulk-1", "single"], ["durable", "bulk-2", "small"]]
+    assert server.sent == [["durable", "single"], ["durable", "small"], ["bulk-1", "bulk-2"]]
+
+
+def test_bulk_replies_go_one_at_a_time_after_their_groups_balances(redis_url):
+    """With nothing else queued, the deferred bulk replies are sent one per round trip, so a
+    small reply arriving meanwhile waits for one of them at most."""
+    server = RecordingServer(redis_url, RecordingWriter())
+    for item in (_Durable([event(1)], 1), reply("bulk-1", 1_000), reply("bulk-2", 1_000)):
+        server._replies.put(item)
+    thread = threading.Thread(target=server._reply_loop)
+    thread.start()
+    try:
+        wait_for(lambda: len(server.sent) == 3, 10, "the replies")
+        server._replies.put(_Durable([event(2)], 2))
+        server._replies.put(reply("single", 1))
+        wait_for(lambda: len(server.sent) == 4, 10, "the small reply")
+    finally:
+        server._replies.put(None)
+        thread.join(10)
+    assert server.sent == [["durable"], ["bulk-1"], ["bulk-2"], ["durable", "single"]]
