@@ -45,7 +45,6 @@ import orjson
 from rocksdict import (
     AccessType,
     BlockBasedOptions,
-    DBCompressionType,
     Options,
     Rdict,
     WriteBatch,
@@ -85,23 +84,10 @@ _READ_CHUNK = 1024
 # Bits per key of the idempotency family's bloom filter: most keys the writer looks up are new,
 # and a filter answers "absent" without reading a data block (about 1% false positives).
 _IDEM_BLOOM_BITS_PER_KEY = 10
-# Levels written without compression: level 0 (memtable flushes) and the level they are merged
-# into; deeper levels use Snappy. Why: a flush spent half its CPU in Snappy, and the flush
-# thread competes with the writer for the same cores (in distributed mode the writer's own
-# core). Two engine writers in their own processes on two cores (`python -m bench shards`,
-# three alternating pairs) wrote 196,000-209,000 transfers/s together instead of
-# 181,000-187,000. The price is disk: at most those two levels' data (level 0 plus the 256 MB
-# target of the next) is stored uncompressed, about twice its compressed size.
-_UNCOMPRESSED_LEVELS = 2
-_LEVELS = 7  # RocksDB's default number of levels
 
 
 def _family_options(bloom: bool = False) -> Options:
     options = Options(raw_mode=True)
-    options.set_compression_per_level(
-        [DBCompressionType.none()] * _UNCOMPRESSED_LEVELS
-        + [DBCompressionType.snappy()] * (_LEVELS - _UNCOMPRESSED_LEVELS)
-    )
     if bloom:
         table = BlockBasedOptions()
         table.set_bloom_filter(_IDEM_BLOOM_BITS_PER_KEY, False)

@@ -94,19 +94,6 @@ def test_a_database_with_families_of_the_older_layout_still_opens(written: Path)
     store.close()
 
 
-def test_flushed_and_first_merged_levels_are_written_uncompressed(written: Path) -> None:
-    """Every family's options, as RocksDB itself recorded them: no compression for level 0
-    and the level it is merged into, Snappy below (rocks.py, `_UNCOMPRESSED_LEVELS`)."""
-    options_file = max(written.glob("OPTIONS-*"))
-    levels = [line.split("=", 1)[1].strip().split(":")
-              for line in options_file.read_text().splitlines()
-              if line.strip().startswith("compression_per_level=")]
-    assert len(levels) >= 7  # one per family (the unused default family names none)
-    for per_level in levels:
-        assert per_level[:2] == ["kNoCompression"] * 2
-        assert set(per_level[2:]) == {"kSnappyCompression"}
-
-
 def test_opening_an_unusable_path_fails(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a database")
     with pytest.raises(EventStoreError, match="cannot open"):
