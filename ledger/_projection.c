@@ -15,10 +15,10 @@
  * the log, and the balances a real Redis holds after an HSET.
  */
 
+#include "_buffer.h"
 #include "_gil.h"
 #include "_names.h"
 #include "_slots.h"
-#include <string.h>
 
 enum { E_SEQ, E_TYPE, E_SNAPSHOTS, E_COUNT };
 static const char *const event_slots[E_COUNT] = {"seq", "type", "snapshots"};
@@ -112,30 +112,6 @@ fold(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 error:
     Py_DECREF(others);
     return NULL;
-}
-
-/* A growing output buffer for the RESP encoding. */
-typedef struct {
-    char *data;
-    Py_ssize_t size, capacity;
-} Buffer;
-
-static int
-reserve(Buffer *buffer, Py_ssize_t more)
-{
-    if (buffer->size + more <= buffer->capacity)
-        return 0;
-    Py_ssize_t capacity = buffer->capacity * 2;
-    if (capacity < buffer->size + more)
-        capacity = buffer->size + more;
-    char *data = PyMem_Realloc(buffer->data, (size_t)capacity);
-    if (data == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    buffer->data = data;
-    buffer->capacity = capacity;
-    return 0;
 }
 
 /* Decimal digits of `value` (>= 0) into `out`; their count. */

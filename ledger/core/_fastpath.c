@@ -20,6 +20,7 @@
  * `configure` takes from the member descriptors once.
  */
 
+#include "../_buffer.h"
 #include "../_gil.h"
 #include "../_names.h"
 #include "../_slots.h"
@@ -120,38 +121,7 @@ set_slot(PyObject *obj, SlotClass *cls, int i, PyObject *value)
     return value == NULL ? -1 : 0;
 }
 
-/* -- buffers -------------------------------------------------------------------------------- */
-
-typedef struct {
-    char *data;
-    Py_ssize_t size, capacity;
-} Buffer;
-
-static int
-reserve(Buffer *b, Py_ssize_t extra)
-{
-    if (b->size + extra <= b->capacity)
-        return 0;
-    Py_ssize_t capacity = (b->size + extra) * 2;
-    char *data = PyMem_Realloc(b->data, capacity);
-    if (data == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    b->data = data;
-    b->capacity = capacity;
-    return 0;
-}
-
-static int
-put_raw(Buffer *b, const char *text, Py_ssize_t length)
-{
-    if (reserve(b, length) < 0)
-        return -1;
-    memcpy(b->data + b->size, text, length);
-    b->size += length;
-    return 0;
-}
+/* -- buffers (ledger/_buffer.h) ------------------------------------------------------------ */
 
 #define PUT_LITERAL(b, text) put_raw((b), (text), (Py_ssize_t)sizeof(text) - 1)
 
