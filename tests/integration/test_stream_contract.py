@@ -140,17 +140,7 @@ class StreamContract:
         reads = []
         read = store.read
         monkeypatch.setattr(store, "read", lambda *args: reads.append(args) or read(*args))
-        publisher = StreamPublisher(stream, store, feed=feed).start()
-        writer.on_commit = publisher.notify
-        account = account_id_for(LEDGER, "did:a")
-        try:
-            for i in range(30):
-                writer.execute(Request([Command("mint", f"p{i}", account=account, amount=1)]))
-            last = store.head()[0]
-            wait_for(lambda: stream.last_seq(LEDGER) == last, 10, "the publisher")
-        finally:
-            writer.on_commit = None
-            publisher.stop()
+        last = _mint_while_publishing(writer, StreamPublisher(stream, store, feed=feed), 30)
         published = _drain(stream, 43)
         assert [e.seq for e in published] == list(range(44, last + 1))
         assert published == list(read(43))
@@ -174,19 +164,27 @@ def test_a_publisher_fed_from_memory_reads_the_store_after_a_failed_publish(shar
     stream = FailsOnce()
     feed = GroupFeed()
     writer.durable_listeners.append(lambda events, seq: feed.add(LEDGER, events, seq))
-    publisher = StreamPublisher(stream, store, feed=feed, retry_seconds=0.01).start()
+    _mint_while_publishing(writer, StreamPublisher(stream, store, feed=feed, retry_seconds=0.01),
+                           10)
+    assert stream.failed
+    assert _drain(stream, 43) == list(store.read(43))
+
+
+def _mint_while_publishing(writer, publisher: StreamPublisher, count: int) -> int:
+    """`count` mints, one group each, with `publisher` started and notified of each commit;
+    returns the last seq once the stream has it."""
+    publisher.start()
     writer.on_commit = publisher.notify
     account = account_id_for(LEDGER, "did:a")
     try:
-        for i in range(10):
-            writer.execute(Request([Command("mint", f"f{i}", account=account, amount=1)]))
-        last = store.head()[0]
-        wait_for(lambda: stream.last_seq(LEDGER) == last, 10, "the publisher")
+        for i in range(count):
+            writer.execute(Request([Command("mint", f"p{i}", account=account, amount=1)]))
+        last = writer.store.head()[0]
+        wait_for(lambda: publisher.stream.last_seq(LEDGER) == last, 10, "the publisher")
     finally:
         writer.on_commit = None
         publisher.stop()
-    assert stream.failed
-    assert _drain(stream, 43) == list(store.read(43))
+    return last
 
 
 def _drain(stream, after_seq: int) -> list:
