@@ -31,6 +31,7 @@ import queue
 import threading
 import time
 import uuid
+from collections import deque
 from concurrent.futures import Future
 
 import redis
@@ -55,6 +56,9 @@ READ_BLOCK_MS = 200
 READ_COUNT = 512
 REPLY_POP_COUNT = 256
 RETRY_PAUSE_SECONDS = 0.2
+MAX_BULK_REPLY_DEFERRAL_SECONDS = 0.05
+"""How long the replier lets a bulk request's reply wait behind small ones at most, give or
+take one batch (`RedisBusServer._reply_loop`)."""
 
 # KEYS: heartbeat, bus stream. ARGV: request bytes. Atomic: the request is queued only if a
 # writer is alive at that moment.
@@ -233,6 +237,10 @@ class _Reply(Future):
         return self._results
 
 
+_NOTHING = object()
+"""What the replier's queue held when it was looked at and found empty."""
+
+
 class _Durable:
     """A durable group's events, queued for the replier before that group's replies."""
 
@@ -368,8 +376,10 @@ class RedisBusServer:
 
     def _reply_loop(self) -> None:
         """Send what the writer produced: each group's balances in the writer's order, and
-        before any reply of that group; a small request's reply as soon as it is reached; the
-        replies to bulk requests last, one per round trip, looking at the queue in between.
+        before any reply of that group; a small request's reply as soon as it is reached;
+        the replies to bulk requests when nothing else is queued, one per round trip (and,
+        once the oldest has waited `MAX_BULK_REPLY_DEFERRAL_SECONDS`, one after each batch, so
+        a steady stream of small requests cannot hold them back for long).
 
         Why bulk replies wait: encoding one (a thousand results, their events' bytes) and
         handing Redis its half a megabyte takes milliseconds, and under load the replies of
@@ -377,7 +387,8 @@ class RedisBusServer:
         process, a small request's reply left 15 ms (median) after its group was durable.
         Nothing orders replies to different requests, so only the balances keep their order."""
         self._balances_reset()
-        deferred: list = []  # replies to bulk requests whose groups' balances are published
+        # Replies to bulk requests whose groups' balances are published: (since, reply).
+        deferred: deque = deque()
         while True:
             if not deferred:
                 item = self._replies.get()
@@ -385,13 +396,11 @@ class RedisBusServer:
                 try:
                     item = self._replies.get_nowait()
                 except queue.Empty:
-                    self._send(deferred[:1])
-                    del deferred[:1]
-                    continue
+                    item = _NOTHING
             batch = []
-            while item is not None:
+            while item is not None and item is not _NOTHING:
                 if type(item) is tuple and not item[4]:
-                    deferred.append(item)
+                    deferred.append((time.monotonic(), item))
                 else:
                     batch.append(item)  # a group's balances, or the reply to a small request
                     if type(item) is tuple:
@@ -404,8 +413,11 @@ class RedisBusServer:
                 self._send(batch)
             if item is None:
                 if deferred:
-                    self._send(deferred)
+                    self._send([reply for _, reply in deferred])
                 return
+            if deferred and (item is _NOTHING or time.monotonic() - deferred[0][0]
+                             >= MAX_BULK_REPLY_DEFERRAL_SECONDS):
+                self._send([deferred.popleft()[1]])
 
     def _execute_packed(self, command: bytes) -> None:
         """Send one command packed beforehand (`hset_command`) and wait for Redis's answer."""

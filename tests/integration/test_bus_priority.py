@@ -14,7 +14,7 @@ import redis
 
 from ledger.core.commands import Command, Request
 from ledger.core.machine import Event
-from ledger.transport import codec, keys
+from ledger.transport import codec, keys, redis_bus
 from ledger.transport.redis_bus import RedisBusServer, _Durable
 from tests.support.services import wait_for
 
@@ -83,13 +83,30 @@ def event(seq: int) -> Event:
     return Event(seq, "transfer", None, b"{}", b"h" * 32, [("acc_eur_a", b"s" * 41)])
 
 
-def test_a_small_requests_reply_goes_before_bulk_replies_and_later_balances(redis_url):
+def test_a_small_requests_reply_goes_before_bulk_replies_and_later_balances(redis_url,
+                                                                            monkeypatch):
+    monkeypatch.setattr(redis_bus, "MAX_BULK_REPLY_DEFERRAL_SECONDS", 60.0)
     server = RecordingServer(redis_url, RecordingWriter())
     for item in (_Durable([event(1)], 1), reply("bulk-1", 1_000), reply("single", 1),
                  _Durable([event(2)], 2), reply("bulk-2", 1_000), reply("small", 10), None):
         server._replies.put(item)
     server._reply_loop()
     assert server.sent == [["durable", "single"], ["durable", "small"], ["bulk-1", "bulk-2"]]
+
+
+def test_bulk_replies_are_not_starved_by_a_stream_of_small_ones(redis_url, monkeypatch):
+    """However much keeps arriving, once the oldest deferred bulk reply has waited long enough
+    (here at once), each batch sent is followed by one."""
+    monkeypatch.setattr(redis_bus, "MAX_BULK_REPLY_DEFERRAL_SECONDS", 0.0)
+    server = RecordingServer(redis_url, RecordingWriter())
+    items = [_Durable([event(1)], 1), reply("bulk-1", 1_000), reply("bulk-2", 1_000)]
+    for seq in range(2, 5):
+        items += [_Durable([event(seq)], seq), reply(f"single-{seq}", 1)]
+    for item in (*items, None):
+        server._replies.put(item)
+    server._reply_loop()
+    assert server.sent == [["durable", "durable", "single-2"], ["bulk-1"],
+                           ["durable", "single-3"], ["bulk-2"], ["durable", "single-4"]]
 
 
 def test_bulk_replies_go_one_at_a_time_after_their_groups_balances(redis_url):
