@@ -6,8 +6,8 @@ Why: both used to read every event back from the store, while the writer's event
 carry what they need: the account snapshots for the projector (`_Batch.of_events`), the
 canonical bytes and chain hash for the stream. Measured under distributed load: the projector
 thread's CPU went from 0.23 to 0.20 core at about 25,000 transfers/s (most of the rest is its
-UPDATE); the publisher, four alternating pairs of `python -m bench http-distributed`, took the
-writer process from 19.8-23.4 to 18.9-22.2 µs of CPU per transfer (+1% to +8% transfers/s).
+UPDATE); the publisher thread's share of the writer process's CPU went from 7.8% to 5.5-5.8%
+at 45,000-50,000 transfers/s (`perf record`; throughput moved within the noise).
 Pure Python, no Django: the runtime creates it before Django's apps are loaded.
 """
 
@@ -56,7 +56,7 @@ class GroupFeed:
                 self._sizes[ledger] -= len(group)
                 start = after_seq + 1 + len(taken) - group[0].seq  # index of the next event
                 if start >= len(group):
-                    continue  # projected already
+                    continue  # taken already
                 if start < 0:  # a gap before this group
                     groups.appendleft(group)
                     self._sizes[ledger] += len(group)
