@@ -54,16 +54,15 @@ class Command(BaseCommand):
         projector = None if no_project else BackgroundProjector()
         # The projector and the stream publisher each take the writer's durable groups from
         # memory, from a feed of their own (ledger/group_feed.py).
-        feeds = [GroupFeed(STREAM_FEED_MAX_EVENTS)]
-        if projector is not None:
-            feeds.append(projector.feed)
+        stream_feed = GroupFeed(STREAM_FEED_MAX_EVENTS)
+        feeds = [stream_feed] if projector is None else [stream_feed, projector.feed]
         registry = ShardRegistry(
             shards_root(), on_commit=lambda code, seq: [notify(code, seq) for notify in listeners],
             on_durable=lambda code, events, seq: [feed.add(code, events, seq) for feed in feeds],
         )
         shard = registry.create(ledger)
         stream = RedisEventStream(settings.REDIS_URL)
-        publisher = StreamPublisher(stream, shard.store, feed=feeds[0]).start()
+        publisher = StreamPublisher(stream, shard.store, feed=stream_feed).start()
         listeners.append(lambda code, seq: publisher.notify(seq))
         if projector is not None:
             projector.start(registry)
