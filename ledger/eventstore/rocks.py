@@ -84,6 +84,13 @@ _READ_CHUNK = 1024
 # Bits per key of the idempotency family's bloom filter: most keys the writer looks up are new,
 # and a filter answers "absent" without reading a data block (about 1% false positives).
 _IDEM_BLOOM_BITS_PER_KEY = 10
+# The same question asked of the family's memtables, where the newest keys are: without a
+# filter every absent key costs a skip-list search (about 4% of the writer's thread, `perf`).
+# A filter of 2% of the write buffer (64 MiB) gives about 10 bits per key when the memtable is
+# full of 38-byte idempotency records, like the table filter above. Engine benchmark, two
+# alternating pairs: 95,540 / 97,705 / 93,106 / 99,316 transfers/s without it, 99,773 /
+# 101,412 / 99,650 / 100,967 with 10%; 2% and 10% measured alike.
+_IDEM_MEMTABLE_BLOOM_RATIO = 0.02
 
 
 def _family_options(bloom: bool = False) -> Options:
@@ -92,6 +99,8 @@ def _family_options(bloom: bool = False) -> Options:
         table = BlockBasedOptions()
         table.set_bloom_filter(_IDEM_BLOOM_BITS_PER_KEY, False)
         options.set_block_based_table_factory(table)
+        options.set_memtable_prefix_bloom_ratio(_IDEM_MEMTABLE_BLOOM_RATIO)
+        options.set_memtable_whole_key_filtering(True)
     return options
 
 

@@ -94,6 +94,28 @@ def test_a_database_with_families_of_the_older_layout_still_opens(written: Path)
     store.close()
 
 
+def _family_sections(path: Path) -> dict[str, str]:
+    """Each column family's options as RocksDB itself wrote them to its newest OPTIONS file."""
+    newest = max(path.glob("OPTIONS-*"), key=lambda file: int(file.name.split("-")[1]))
+    sections = {}
+    for block in newest.read_text().split("\n[")[1:]:
+        header, _, body = block.partition("\n")
+        if header.startswith('CFOptions "'):
+            sections[header.split('"')[1]] = body
+    return sections
+
+
+def test_only_the_idempotency_family_filters_its_memtables(written: Path) -> None:
+    """The writer asks the idem family about every key of a group; the other families are
+    only read at start-up or by readers, where a memtable filter would cost memory for nothing."""
+    RocksEventStore(written, LEDGER).close()
+    sections = _family_sections(written)
+    assert "memtable_whole_key_filtering=true" in sections["idem"]
+    assert "memtable_prefix_bloom_size_ratio=0.020000" in sections["idem"]
+    for family in ("log", "by_account", "meta"):
+        assert "memtable_prefix_bloom_size_ratio=0.000000" in sections[family]
+
+
 def test_opening_an_unusable_path_fails(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a database")
     with pytest.raises(EventStoreError, match="cannot open"):
