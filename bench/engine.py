@@ -3,7 +3,8 @@
 Opens `--accounts` accounts on a fresh RocksDB shard, funds them, then streams `--transfers`
 transfers in client batches of `--batch` commands, keeping `--in-flight` batches queued so the
 writer's group commit always has work. Uniform traffic picks both sides at random; `--hot`
-sends 80% of transfers through 10 hot accounts. Each batch's latency is measured from submit to
+sends 80% of transfers through 10 hot accounts; `--uuid-keys` gives each transfer a random UUID
+as its idempotency key instead of a counter. Each batch's latency is measured from submit to
 acknowledgement (i.e. until its group is synced to disk).
 """
 
@@ -14,6 +15,7 @@ import gc
 import random
 import tempfile
 import time
+import uuid
 from collections import deque
 from pathlib import Path
 
@@ -38,13 +40,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # with 8; the batch latency doubles, since twice as many transfers wait in the queue.
     parser.add_argument("--in-flight", type=int, default=8, help="client batches queued")
     parser.add_argument("--hot", action="store_true", help="80%% of transfers on 10 accounts")
+    parser.add_argument("--uuid-keys", action="store_true",
+                        help="random UUIDs as idempotency keys, as many clients send them "
+                             "(default: t-<n>, which RocksDB's memtables insert near each other)")
     parser.add_argument("--no-sync", action="store_true", help="skip the WAL fsync (unsafe)")
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=1)
 
 
-def transfers(account_ids: list[str], count: int, hot: bool, seed: int) -> list[Command]:
+def transfers(account_ids: list[str], count: int, hot: bool, seed: int,
+              uuid_keys: bool = False) -> list[Command]:
     rng = random.Random(seed)
+    key_rng = random.Random(-seed)  # its own stream: the keys do not change the accounts picked
     hot_ids = account_ids[:HOT_ACCOUNTS]
     out = []
     for i in range(count):
@@ -53,7 +60,8 @@ def transfers(account_ids: list[str], count: int, hot: bool, seed: int) -> list[
         b = rng.choice(account_ids)
         while b == a:
             b = rng.choice(account_ids)
-        out.append(Command("transfer", f"t-{i}", client="bench", account=a, to=b, amount=1))
+        key = str(uuid.UUID(int=key_rng.getrandbits(128), version=4)) if uuid_keys else f"t-{i}"
+        out.append(Command("transfer", key, client="bench", account=a, to=b, amount=1))
     return out
 
 
@@ -63,7 +71,7 @@ def run(args: argparse.Namespace) -> dict:
         writer = Writer(store).start()
         try:
             ids = fund(writer, args.accounts)
-            commands = transfers(ids, args.transfers, args.hot, args.seed)
+            commands = transfers(ids, args.transfers, args.hot, args.seed, args.uuid_keys)
             batches = [commands[i:i + args.batch] for i in range(0, len(commands), args.batch)]
             # The pre-built commands are the client's, not the writer's: out of the cyclic
             # collector's way, as a client sending them over the wire would keep them.
@@ -74,7 +82,8 @@ def run(args: argparse.Namespace) -> dict:
             store.close()
     return {
         "scenario": "engine", "transfers": args.transfers, "accounts": args.accounts,
-        "hot": args.hot, "durable": not args.no_sync, "batch": args.batch,
+        "hot": args.hot, "uuid_keys": args.uuid_keys, "durable": not args.no_sync,
+        "batch": args.batch,
         "in_flight": args.in_flight, "seconds": round(seconds, 3),
         "tps": round(args.transfers / seconds), "rejected": rejected,
         "p50_batch_ms": round(percentile(latencies, 0.50) * 1e3, 2),
