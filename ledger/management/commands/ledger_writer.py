@@ -50,42 +50,19 @@ class Command(BaseCommand):
         place_writer()
         self._register(ledger, scale)
 
-        listeners = []
-        projector = None if no_project else BackgroundProjector()
-        # The projector and the stream publisher each take the writer's durable groups from
-        # memory, from a feed of their own (ledger/group_feed.py).
-        stream_feed = GroupFeed(STREAM_FEED_MAX_EVENTS)
-        feeds = [stream_feed] if projector is None else [stream_feed, projector.feed]
-        registry = ShardRegistry(
-            shards_root(), on_commit=lambda code, seq: [notify(code, seq) for notify in listeners],
-            on_durable=lambda code, events, seq: [feed.add(code, events, seq) for feed in feeds],
-        )
-        shard = registry.create(ledger)
-        stream = RedisEventStream(settings.REDIS_URL)
-        publisher = StreamPublisher(stream, shard.store, feed=stream_feed).start()
-        listeners.append(lambda code, seq: publisher.notify(seq))
-        if projector is not None:
-            projector.start(registry)
-            listeners.append(projector.notify)
-            projector.notify(ledger, shard.writer.last_seq)  # catch up after downtime
-
-        server = RedisBusServer(settings.REDIS_URL, shard.writer)
+        wired = WiredWriter(ledger, settings.REDIS_URL, project=not no_project)
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: server.stop())
+            signal.signal(signum, lambda *_: wired.server.stop())
         self.stdout.write(
-            f"ledger {ledger}: writer up at seq {shard.writer.last_seq}, "
-            f"shard {shard.store.path}", ending="\n",
+            f"ledger {ledger}: writer up at seq {wired.shard.writer.last_seq}, "
+            f"shard {wired.shard.store.path}", ending="\n",
         )
         self.stdout.flush()
         try:
-            server.serve()
+            wired.server.serve()
         finally:
-            publisher.stop()
-            if projector is not None:
-                projector.stop()
-            registry.close()
-            stream.close()
-        if server.writer_failed:
+            wired.close()
+        if wired.server.writer_failed:
             raise CommandError(f"ledger {ledger}: the writer stopped (see the log above)")
 
     def _register(self, code: str, scale: int) -> None:
@@ -100,3 +77,39 @@ class Command(BaseCommand):
                 if time.monotonic() > deadline:
                     raise CommandError(f"database unreachable: {exc}") from None
                 time.sleep(0.5)
+
+
+class WiredWriter:
+    """What one writer process runs, wired together: the shard's writer, its Redis bus server,
+    the stream publisher and (unless `project` is false) the projector. The publisher and the
+    projector each take the writer's durable groups from memory, from a feed of their own
+    (ledger/group_feed.py). `server.serve()` runs it; `close()` stops the rest."""
+
+    def __init__(self, ledger: str, redis_url: str, *, project: bool = True) -> None:
+        listeners = []
+        self.projector = BackgroundProjector() if project else None
+        self.stream_feed = GroupFeed(STREAM_FEED_MAX_EVENTS)
+        feeds = [self.stream_feed]
+        if self.projector is not None:
+            feeds.append(self.projector.feed)
+        self.registry = ShardRegistry(
+            shards_root(), on_commit=lambda code, seq: [notify(code, seq) for notify in listeners],
+            on_durable=lambda code, events, seq: [feed.add(code, events, seq) for feed in feeds],
+        )
+        self.shard = self.registry.create(ledger)
+        self.stream = RedisEventStream(redis_url)
+        self.publisher = StreamPublisher(
+            self.stream, self.shard.store, feed=self.stream_feed).start()
+        listeners.append(lambda code, seq: self.publisher.notify(seq))
+        if self.projector is not None:
+            self.projector.start(self.registry)
+            listeners.append(self.projector.notify)
+            self.projector.notify(ledger, self.shard.writer.last_seq)  # catch up after downtime
+        self.server = RedisBusServer(redis_url, self.shard.writer)
+
+    def close(self) -> None:
+        self.publisher.stop()
+        if self.projector is not None:
+            self.projector.stop()
+        self.registry.close()
+        self.stream.close()
