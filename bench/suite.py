@@ -49,6 +49,7 @@ def scenarios(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
         ("http-2-shards", ["http-distributed", "--shards", "2", *seconds]),
         ("engine-uniform", ["engine", *transfers]),
         ("engine-hot", ["engine", "--hot", *transfers]),
+        ("engine-uuid", ["engine", "--uuid-keys", *transfers]),
         ("shards", ["shards", *transfers]),
         ("proofs", ["proofs"]),
         ("replay", ["replay"]),
@@ -221,6 +222,17 @@ def _offered_section(results: dict[str, dict]) -> list[str]:
     ]
 
 
+def _uuid_keys_line(results: dict) -> list[str]:
+    """The engine with random UUIDs as idempotency keys, beside the counter keys of the table:
+    UUIDs are what many clients send, and they land anywhere in RocksDB's memtables."""
+    uuid, counter = results.get("engine-uuid"), results.get("engine-uniform")
+    if not uuid or not counter:
+        return []
+    return [f"Engine-direct, uniform, with a random UUID as each transfer's idempotency key "
+            f"instead of `t-<n>` (`--uuid-keys`): {uuid['tps']:,} transfers/s, "
+            f"{uuid['tps'] / counter['tps']:.0%} of the table's {counter['tps']:,}.", ""]
+
+
 def _cmd(results: dict, name: str) -> str:
     return results[name]["command"] if name in results else "(not run)"
 
@@ -251,14 +263,11 @@ def _section(results: dict[str, dict], plots: dict[str, str]) -> list[str]:
         pg, http, engine = get(f"pg-{variant}"), get(f"http-{variant}"), get(f"engine-{variant}")
         ratio = f"{http['tps'] / pg['tps']:.2f}x" if pg and http else "-"
         lines.append(f"| {variant} | {_tps(pg)} | {_tps(http)} | {ratio} | {_tps(engine)} |")
-    lines += [
-        "",
-        "Reproduce: " + ", ".join(f"`{_cmd(results, n)}`" for n in (
-            "pg-uniform", "http-uniform", "pg-hot", "http-hot", "engine-uniform",
-            "engine-hot")) + "; both rates and their ratio in one run: "
-        "`python -m bench compare --json` (add `--hot` for the hot-account variant).",
-        "",
-    ]
+    lines += ["", *_uuid_keys_line(results), "Reproduce: " + ", ".join(
+        f"`{_cmd(results, n)}`" for n in (
+            "pg-uniform", "http-uniform", "pg-hot", "http-hot", "engine-uniform", "engine-hot",
+            "engine-uuid")) + "; both rates and their ratio in one run: "
+        "`python -m bench compare --json` (add `--hot` for the hot-account variant).", ""]
     if "throughput" in plots:
         lines += [f"![throughput]({plots['throughput']})", ""]
     lines += [

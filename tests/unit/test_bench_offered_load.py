@@ -1,5 +1,6 @@
 """Offered-load benchmarking: a client's send schedule (`bench.stats.Schedule`) and the suite's
-scenarios and report rows at fixed shares of the saturated throughput (`bench.suite`)."""
+scenarios and report rows at fixed shares of the saturated throughput (`bench.suite`); and the
+report's line for the engine with UUID idempotency keys."""
 
 from __future__ import annotations
 
@@ -83,3 +84,12 @@ def test_the_report_sets_offered_loads_beside_the_saturated_run():
 
 def test_no_offered_section_without_its_runs():
     assert suite._offered_section({"http-uniform": run_result(None, 21_000, 196.0)}) == []
+
+
+def test_the_report_gives_the_engine_with_uuid_keys_beside_the_counter_keys():
+    assert ("engine-uuid", ["engine", "--uuid-keys", "--transfers", "200000"]) in suite.scenarios(
+        argparse.Namespace(seconds=10.0, transfers=200_000))
+    results = {"engine-uniform": {"tps": 104_000}, "engine-uuid": {"tps": 83_200}}
+    assert suite._uuid_keys_line(results)[0].endswith(
+        "(`--uuid-keys`): 83,200 transfers/s, 80% of the table's 104,000.")
+    assert suite._uuid_keys_line({"engine-uniform": {"tps": 104_000}}) == []
