@@ -225,12 +225,12 @@ def _offered_section(results: dict[str, dict]) -> list[str]:
 def _uuid_keys_line(results: dict) -> list[str]:
     """The engine with random UUIDs as idempotency keys, beside the counter keys of the table:
     UUIDs are what many clients send, and they land anywhere in RocksDB's memtables."""
-    uuid, counter = results.get("engine-uuid"), results.get("engine-uniform")
-    if not uuid or not counter:
+    keyed, counter = results.get("engine-uuid"), results.get("engine-uniform")
+    if not keyed or not counter:
         return []
     return [f"Engine-direct, uniform, with a random UUID as each transfer's idempotency key "
-            f"instead of `t-<n>` (`--uuid-keys`): {uuid['tps']:,} transfers/s, "
-            f"{uuid['tps'] / counter['tps']:.0%} of the table's {counter['tps']:,}.", ""]
+            f"instead of `t-<n>` (`--uuid-keys`): {keyed['tps']:,} transfers/s, "
+            f"{keyed['tps'] / counter['tps']:.0%} of the table's {counter['tps']:,}.", ""]
 
 
 def _cmd(results: dict, name: str) -> str:

@@ -85,11 +85,11 @@ _READ_CHUNK = 1024
 # and a filter answers "absent" without reading a data block (about 1% false positives).
 _IDEM_BLOOM_BITS_PER_KEY = 10
 # The same question asked of the family's memtables, where the newest keys are: without a
-# filter every absent key costs a skip-list search (about 4% of the writer's thread, `perf`).
-# A filter of 2% of the write buffer gives about 10 bits per key when the memtable is full of
-# 38-byte idempotency records, like the table filter above. Engine benchmark, two
-# alternating pairs: 95,540 / 97,705 / 93,106 / 99,316 transfers/s without it, 99,773 /
-# 101,412 / 99,650 / 100,967 with 10%; 2% and 10% measured alike.
+# filter every absent key costs a skip-list search (`SkipListRep::Iterator::Seek` and its key
+# comparisons in `perf record` of the writer thread). A filter of 2% of the write buffer gives
+# about 10 bits per key when the memtable is full of 38-byte idempotency records, like the table
+# filter above. Engine benchmark, two alternating pairs: 95,540 / 97,705 / 93,106 / 99,316
+# transfers/s without it, 99,773 / 101,412 / 99,650 / 100,967 with 10%; 2% and 10% alike.
 _IDEM_MEMTABLE_BLOOM_RATIO = 0.02
 # The family's write buffer, smaller than the 64 MiB default: clients' keys (UUIDs, say) land
 # anywhere in the memtable's skip list, and a smaller list stays in the CPU's caches. With
