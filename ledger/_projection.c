@@ -19,6 +19,7 @@
 #include "_gil.h"
 #include "_names.h"
 #include "_slots.h"
+#include "_snapshots.h"
 
 enum { E_SEQ, E_TYPE, E_SNAPSHOTS, E_COUNT };
 static const char *const event_slots[E_COUNT] = {"seq", "type", "snapshots"};
@@ -56,13 +57,10 @@ fold_event(PyObject *event, PyObject *known, PyObject *last_seq_of, PyObject *ot
     if (!plain && PyList_Append(others, event) < 0)
         return -1;
     for (Py_ssize_t j = 0; j < PyList_GET_SIZE(snapshots); j++) {
-        PyObject *item = PyList_GET_ITEM(snapshots, j);
-        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2) {
-            PyErr_SetString(PyExc_TypeError, "a snapshot is not an (account, bytes) pair");
+        PyObject *account, *snapshot;
+        if (snapshot_pair(snapshots, j, &account, &snapshot) < 0)
             return -1;
-        }
-        PyObject *account = PyTuple_GET_ITEM(item, 0);
-        PyObject *pair = PyTuple_Pack(2, seq, PyTuple_GET_ITEM(item, 1));
+        PyObject *pair = PyTuple_Pack(2, seq, snapshot);
         if (pair == NULL)
             return -1;
         int failed = PyDict_SetItem(known, account, pair);
@@ -161,16 +159,11 @@ put_snapshots(Buffer *buffer, PyObject *event)
         return -1;
     }
     for (Py_ssize_t j = 0; j < PyList_GET_SIZE(snapshots); j++) {
-        PyObject *item = PyList_GET_ITEM(snapshots, j);
-        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2 ||
-            !PyUnicode_Check(PyTuple_GET_ITEM(item, 0)) ||
-            !PyBytes_CheckExact(PyTuple_GET_ITEM(item, 1))) {
-            PyErr_SetString(PyExc_TypeError, "a snapshot is not an (account, bytes) pair");
+        PyObject *id, *snapshot;
+        if (snapshot_pair(snapshots, j, &id, &snapshot) < 0)
             return -1;
-        }
         Py_ssize_t length;
-        const char *account = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 0), &length);
-        PyObject *snapshot = PyTuple_GET_ITEM(item, 1);
+        const char *account = PyUnicode_AsUTF8AndSize(id, &length);
         if (account == NULL || put_bulk(buffer, account, length) < 0 ||
             put_bulk(buffer, PyBytes_AS_STRING(snapshot), PyBytes_GET_SIZE(snapshot)) < 0)
             return -1;

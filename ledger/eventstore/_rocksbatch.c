@@ -11,6 +11,7 @@
 #include "../_gil.h"
 #include "../_names.h"
 #include "../_slots.h"
+#include "../_snapshots.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,15 +96,11 @@ put_event(PyObject *put, PyObject *event, PyObject *log, Entry **entries, Py_ssi
         goto done;
     /* by_account: account id || 0x00 || seq -> packed snapshot */
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(snapshots); i++) {
-        PyObject *pair = PyList_GET_ITEM(snapshots, i);
-        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 ||
-            !PyUnicode_Check(PyTuple_GET_ITEM(pair, 0)) ||
-            !PyBytes_Check(PyTuple_GET_ITEM(pair, 1))) {
-            PyErr_SetString(PyExc_TypeError, "snapshots must be (account id, bytes) pairs");
+        PyObject *account, *snapshot;
+        if (snapshot_pair(snapshots, i, &account, &snapshot) < 0)
             goto done;
-        }
         Py_ssize_t id_length;
-        const char *id = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(pair, 0), &id_length);
+        const char *id = PyUnicode_AsUTF8AndSize(account, &id_length);
         if (id == NULL)
             goto done;
         if (*count == *capacity) {
@@ -124,7 +121,7 @@ put_event(PyObject *put, PyObject *event, PyObject *log, Entry **entries, Py_ssi
         out[id_length] = '\0';
         memcpy(out + id_length + 1, key_bytes, 8);
         (*entries)[*count].key = index_key;
-        (*entries)[*count].value = Py_NewRef(PyTuple_GET_ITEM(pair, 1));
+        (*entries)[*count].value = Py_NewRef(snapshot);
         (*count)++;
     }
     status = 0;
