@@ -29,7 +29,7 @@ help:
 
 install: $(INSTALLED_STAMP)
 
-$(INSTALLED_STAMP): pyproject.toml constraints.txt requirements-apt.txt $(wildcard ledger/*/_*.c) $(wildcard ledger/_*.h)
+$(INSTALLED_STAMP): pyproject.toml constraints.txt requirements-apt.txt $(wildcard ledger/_*.c ledger/*/_*.c ledger/_*.h)
 	@$(MAKE) --no-print-directory system-packages
 	@if [ ! -x $(BIN)/python ]; then \
 		test -n "$(PYTHON)" || { echo "python3.11 not found; install Python 3.11." >&2; exit 1; }; \
