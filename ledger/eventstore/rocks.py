@@ -1,8 +1,9 @@
 """The RocksDB event store: one database per shard, one column family per kind of record.
 
-Key invariant: every group commit is ONE `WriteBatch` written with a synced WAL, so the log
-entries, their indexes, the idempotency records, the touched account and hold states and the
-head are durable together or not at all, and a reader never sees half a group.
+Key invariant: every group commit is ONE `WriteBatch` whose WAL record is synced before
+`append` returns, so the log entries, their indexes, the idempotency records, the touched
+account and hold states and the head are durable together or not at all, and a reader never
+sees half a group.
 
 Column families (all keys and values are raw bytes; integers are big-endian so that byte order
 is numeric order):
@@ -125,7 +126,12 @@ class RocksEventStore(EventStore):
     """A shard's event store in the RocksDB database at `path`.
 
     `sync=False` skips the WAL fsync (only for benchmarks and throwaway data: a power loss may
-    then lose acknowledged groups). `read_only=True` opens the database read-only; with
+    then lose acknowledged groups). With `sync=True` a group's batch is written to the WAL
+    unsynced and the WAL then synced by `flush_wal`: rocksdict keeps the GIL through a synced
+    `write`, fsync included, but lets it go in `flush_wal`, so the writer process's other
+    threads (bus, replies, projector) run while the disk works. If that sync fails, the store
+    refuses every later call: the group is in RocksDB's memtable but perhaps not on disk, and
+    only reopening the shard shows what is. `read_only=True` opens the database read-only; with
     `secondary_path` it is opened as a secondary instance instead, which follows a running
     writer through `catch_up()`.
     """
@@ -168,8 +174,12 @@ class RocksEventStore(EventStore):
         self._holds = db.get_column_family("holds")
         self._meta = db.get_column_family("meta")
         self._handles = tuple(db.get_column_family_handle(name) for name in COLUMN_FAMILIES)
+        self._sync = sync
         self._write_options = WriteOptions()
         self._write_options.sync = sync
+        self._group_write_options = WriteOptions()
+        self._group_write_options.sync = False  # `append` syncs the WAL itself
+        self._unsynced: str | None = None  # why the store refuses calls after a failed sync
         self._check_ledger(writable)
         self._next_seq = self._read_head()[0]
 
@@ -185,6 +195,8 @@ class RocksEventStore(EventStore):
     def _check_open(self) -> None:
         if self._closed:
             raise EventStoreError(f"event store at {self.path} is closed")
+        if self._unsynced is not None:
+            raise EventStoreError(self._unsynced)
 
     def _read_head(self) -> tuple[int, int, bytes]:
         data = self._meta.get(HEAD_KEY)
@@ -247,10 +259,24 @@ class RocksEventStore(EventStore):
             put(hold_id.encode(), orjson.dumps(hold.to_dict()), holds)
         put(HEAD_KEY, _HEAD.pack(state.next_seq, state.last_ts, state.head_hash), meta)
         try:
-            self._db.write(batch, self._write_options)
+            self._db.write(batch, self._group_write_options)
         except Exception as exc:  # rocksdict raises plain Exception for I/O errors
             raise EventStoreError(f"append of seq {self._next_seq}.. failed: {exc}") from exc
+        if self._sync:
+            self._sync_wal()
         self._next_seq = state.next_seq
+
+    def _sync_wal(self) -> None:
+        """Sync the WAL (RocksDB's FlushWAL(sync=true): every WAL file written since the last
+        sync, and the WAL directory after a new file); the GIL is released meanwhile."""
+        try:
+            self._db.flush_wal(True)
+        except Exception as exc:
+            self._unsynced = (
+                f"event store at {self.path}: syncing the WAL of the group from seq "
+                f"{self._next_seq} failed ({exc}); what is durable is known only after "
+                f"reopening the shard")
+            raise EventStoreError(self._unsynced) from exc
 
     def idempotency_records(self, scopes: list[bytes]) -> dict[bytes, IdempotencyRecord]:
         self._check_open()
