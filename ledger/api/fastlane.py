@@ -45,13 +45,14 @@ from apiaccess.models import ApiKey
 from ledger.api.accounts import balance_account, balance_body
 from ledger.api.batch import batch_commands, batch_ledger, batch_parse, results_json
 from ledger.api.execution import idempotency_keys_normalize, ledger_failures
-from ledger.api.reads import balance_now
+from ledger.api.reads import balance_now, balance_view
 from ledger.core.commands import Request
 from ledger.core.machine import Result
 from ledger.eventstore.port import EventStore, EventStoreError
 from ledger.permissions import account_view_remembered
 from ledger.runtime import runtime
 from ledger.shards import UnknownLedger
+from ledger.transport.redis_loop import LoopBalances
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,14 @@ class FastLane:
     def __init__(self, app) -> None:
         self.app = app
         self._headers: dict[bool, list[tuple[bytes, bytes]]] = {}
+        self._balances: LoopBalances | None = None
+
+    @property
+    def _loop_balances(self) -> LoopBalances | None:
+        """In distributed mode, the published balances read on the event loop."""
+        if self._balances is None and runtime().distributed:
+            self._balances = LoopBalances(settings.REDIS_URL)
+        return self._balances
 
     async def __call__(self, scope, receive, send) -> None:
         route = (scope.get("method"), scope.get("path")) if scope["type"] == "http" else None
@@ -111,8 +120,11 @@ class FastLane:
             return None
         if store is None or account_view_remembered(key.client.user, account_id) is not True:
             return None
+        current = await self._loop_balances.read(ledger, account_id) if self._loop_balances \
+            else None
         try:
-            state, seq = await _blocking(balance_now, store, account_id)
+            state, seq = ((balance_view(current[0]), current[1]) if current is not None
+                          else await _blocking(balance_now, store, account_id))
         except EventStoreError:
             return None
         if state is None:

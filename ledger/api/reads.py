@@ -32,16 +32,16 @@ def point_resolve(store: EventStore, *, as_of_seq: int | None, as_of_ns: int | N
 
 def balance_at(store: EventStore, account_id: str, seq: int) -> dict[str, Any] | None:
     """{"status", "balances"} of an account right after `seq`; None if not open by then."""
-    return _balance_view(store.account_snapshot_at(account_id, seq))
+    return balance_view(store.account_snapshot_at(account_id, seq))
 
 
 def balance_now(store: EventStore, account_id: str) -> tuple[dict[str, Any] | None, int]:
     """`balance_at` the head, and the head's seq (`EventStore.account_now`)."""
     snapshot, seq = store.account_now(account_id)
-    return _balance_view(snapshot), seq
+    return balance_view(snapshot), seq
 
 
-def _balance_view(snapshot: AccountSnapshot | None) -> dict[str, Any] | None:
+def balance_view(snapshot: AccountSnapshot | None) -> dict[str, Any] | None:
     if snapshot is None:
         return None
     return {

@@ -1,5 +1,6 @@
 """Published balances (`redis_balances`): a web process reads current balances from Redis,
-without catching its RocksDB secondary up, and still reads its own writes.
+without catching its RocksDB secondary up, and still reads its own writes; its event loop
+reads them too (`redis_loop`).
 
 A real writer on a RocksDB shard, its `RedisBusServer` on a thread, a `RedisBus` client and a
 `FollowerRegistry` as a web process has it, all against the private redis-server.
@@ -7,21 +8,25 @@ A real writer on a RocksDB shard, its `RedisBusServer` on a thread, a `RedisBus`
 
 from __future__ import annotations
 
+import asyncio
 import random
+import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
 import redis
 
 from ledger.core.commands import Command, Request
-from ledger.core.machine import Event
+from ledger.core.machine import Event, pack_snapshot
 from ledger.core.state import account_id_for
 from ledger.eventstore.rocks import RocksEventStore
 from ledger.shards import FollowerRegistry
 from ledger.transport import keys
 from ledger.transport.redis_balances import HEAD_FIELD, hset_command
 from ledger.transport.redis_bus import RedisBus, RedisBusServer, balances_reader, head_reader
+from ledger.transport.redis_loop import LoopBalances
 from ledger.writer import Writer
 from tests.support.services import wait_for
 
@@ -174,3 +179,71 @@ def test_one_hset_leaves_each_account_at_its_latest_snapshot(redis_url):
     connection.connection_pool.release(raw)
     assert connection.hgetall("balances") == {
         b"a": b"a3", b"b": b"b1", b"c": b"c3", b"d": b"d0", HEAD_FIELD: b"3"}
+
+
+# -- the web worker's reads on its event loop (redis_loop) ---------------------------------------
+
+def test_the_event_loop_reads_what_the_store_holds(stack):
+    stack.execute([Command("transfer", "t1", account=acc("n6"), to=acc("n7"), amount=11),
+                   Command("hold", "h1", account=acc("n7"), beneficiary=acc("n6"), amount=3)])
+    redis.Redis.from_url(stack.url).hdel(keys.balances(LEDGER), acc("n5"))
+    reader = LoopBalances(stack.url)
+
+    async def reads() -> list:
+        return [await reader.read(LEDGER, acc(name)) for name in NAMES]
+
+    answers = dict(zip(NAMES, asyncio.run(reads()), strict=True))
+    assert answers.pop("n5") is None  # not in the hash: the caller reads the store instead
+    for name, answer in answers.items():
+        assert answer == stack.store.account_now(acc(name))
+    assert answers["n7"][0] == (0, 1_008, 3, 0, 0, 0)
+
+
+def test_the_event_loop_reads_the_database_the_url_names(redis_url):
+    url = redis_url.rsplit("/", 1)[0] + "/5"
+    redis.Redis.from_url(url).hset(keys.balances(LEDGER), mapping={
+        "acct": pack_snapshot(0, 42, 0, 0, 0, 0), HEAD_FIELD: 9})
+    assert asyncio.run(LoopBalances(url).read(LEDGER, "acct")) == ((0, 42, 0, 0, 0, 0), 9)
+    assert asyncio.run(LoopBalances(redis_url).read(LEDGER, "acct")) is None  # database 0
+
+
+def test_the_event_loop_gives_up_on_a_redis_that_does_not_answer():
+    accepted = []
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        threading.Thread(target=lambda: accepted.append(listener.accept()), daemon=True).start()
+        reader = LoopBalances(f"redis://127.0.0.1:{port}/0", timeout_seconds=0.3)
+
+        async def two_reads() -> tuple:
+            started = time.monotonic()
+            first = await reader.read(LEDGER, "acct")
+            waited = time.monotonic() - started
+            return first, waited, await reader.read(LEDGER, "acct")
+
+        first, waited, second = asyncio.run(two_reads())
+        assert first is None and 0.25 < waited < 2
+        assert second is None  # at once, without a second connection
+        assert len(accepted) == 1
+
+
+def test_the_event_loop_reconnects_after_redis_restarts(redis_server, redis_url):
+    publish = redis.Redis.from_url(redis_url).hset
+    publish(keys.balances(LEDGER), mapping={"acct": pack_snapshot(0, 1, 0, 0, 0, 0),
+                                            HEAD_FIELD: 1})
+    reader = LoopBalances(redis_url, retry_seconds=0.0)
+
+    async def around_a_restart() -> list:
+        answers = [await reader.read(LEDGER, "acct")]
+        await asyncio.to_thread(redis_server.restart)
+        await asyncio.to_thread(publish, keys.balances(LEDGER),
+                                mapping={"acct": pack_snapshot(0, 2, 0, 0, 0, 0), HEAD_FIELD: 2})
+        answers.append(await reader.read(LEDGER, "acct"))  # the old connection is gone
+        answers.append(await reader.read(LEDGER, "acct"))
+        return answers
+
+    first, during, after = asyncio.run(around_a_restart())
+    assert first == ((0, 1, 0, 0, 0, 0), 1)
+    assert during in (None, after)
+    assert after == ((0, 2, 0, 0, 0, 0), 2)
