@@ -19,10 +19,12 @@ still comes from Django; the lane's only errors of its own are the ledger's 503s
 same `ledger_failures`. Responses carry the headers Django's middleware adds
 (`_middleware_headers`); a test sends each request both ways and compares the answers.
 
-What could stall the event loop runs in its executor: in distributed mode every call that
-waits on Redis (sending a batch, the balance HMGET), so an unresponsive Redis never stalls the
-loop; in either mode the parsing and answering of a large batch. In embedded mode a balance
-read and a small batch are a read of the writer's store and a queue put, and run on the loop.
+What could stall the event loop runs in its executor: in distributed mode sending a batch
+(redis-py blocks), so an unresponsive Redis never stalls the loop; in either mode the parsing
+and answering of a large batch. A distributed balance read's HMGET goes out on the loop's own
+asyncio connection (`ledger.transport.redis_loop`), with a timeout, and only a miss or a Redis
+failure takes the executor; in embedded mode a balance read and a small batch are a read of
+the writer's store and a queue put, and run on the loop.
 """
 
 from __future__ import annotations
