@@ -122,8 +122,8 @@ class FastLane:
             return None
         if store is None or account_view_remembered(key.client.user, account_id) is not True:
             return None
-        current = await self._loop_balances.read(ledger, account_id) if self._loop_balances \
-            else None
+        balances = self._loop_balances
+        current = await balances.read(ledger, account_id) if balances is not None else None
         try:
             state, seq = ((balance_view(current[0]), current[1]) if current is not None
                           else await _blocking(balance_now, store, account_id))
