@@ -8,13 +8,14 @@ shard into PostgreSQL; with `--projector process` they leave that to one `manage
 ledger_projector` process) and uvicorn with `--web-workers` workers. Opens and funds
 `--accounts` accounts per shard through the API, then for `--seconds`: `--writers` clients post
 batches of `--batch` transfers back to back (spread over the shards), or at `--rate` transfers/s
-on a fixed schedule; one client posts single transfers (write latency under load) and one reads
-balances (read latency under load). `--hot` sends 80% of transfers through 10 accounts. The same
-load runs `--warmup-seconds` before it is measured: the first requests meet cold processes
-(measured: at 10,000 transfers/s offered, the first batch took 1.3 s and the schedule caught up
-1.5 s later). After the load it reports how far the read model was behind the log and how long
-it then took to catch up. The clients run in this process and share the machine's cores with the
-server processes.
+on a fixed schedule; one client posts single transfers (write latency under load), and a
+process of its own reads balances at `--read-rate` reads/s (read latency under load,
+bench/paced_reader.py). `--hot` sends 80% of transfers through 10 accounts. The same load runs
+`--warmup-seconds` before it is measured: the first requests meet cold processes (measured: at
+10,000 transfers/s offered, the first batch took 1.3 s and the schedule caught up 1.5 s later).
+After the load it reports how far the read model was behind the log and how long it then took to
+catch up. The writing clients run in this process; they and the reader share the machine's
+cores with the server processes.
 """
 
 from __future__ import annotations
@@ -35,10 +36,11 @@ from pathlib import Path
 import psycopg
 import redis
 
+from bench.client import Client, accounts_open, single_transfer
 from bench.cpu import CpuMeter, command_starts_with, with_descendants
-from bench.http import Client, _balance_read, _ms, _single_transfer, accounts_open
+from bench.paced_reader import DEFAULT_RATE, PacedReader
 from bench.pg_baseline import database_url, server_url
-from bench.stats import Schedule, run_for
+from bench.stats import Schedule, ms, run_for
 from config.cpus import ENV, place_other
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default 0: back to back, as fast as the stack answers)")
     parser.add_argument("--warmup-seconds", type=float, default=3.0,
                         help="load before the measured `--seconds`, not counted")
+    parser.add_argument("--read-rate", type=float, default=DEFAULT_RATE,
+                        help="balance reads/s, on a fixed schedule from a process of their own "
+                             "(bench/paced_reader.py)")
     parser.add_argument("--web-workers", type=int, default=3, help="uvicorn workers")
     parser.add_argument("--shards", type=int, default=1, choices=(1, 2))
     parser.add_argument("--hot", action="store_true", help="80%% of transfers on 10 accounts")
@@ -169,17 +174,17 @@ class Stack:
         _wait(lambda: redis.Redis.from_url(url).ping(), "redis-server")
         return url
 
-    def cpu_meter(self) -> CpuMeter:
+    def cpu_meter(self, clients: tuple[int, ...] = ()) -> CpuMeter:
         """CPU of the stack's processes by kind, of every PostgreSQL process (the server is
-        shared, but nothing else runs on it during a benchmark) and of this process, whose
-        threads are the clients."""
+        shared, but nothing else runs on it during a benchmark) and of the clients: this
+        process, whose threads are the writing clients, and the `clients` processes."""
         groups = {
             "web": [pid for web in self.roles["web"] for pid in with_descendants(web)],
             "writer": self.roles["writer"],
             "projector": self.roles["projector"],
             "postgres": command_starts_with(b"postgres"),
             "redis": self.roles["redis"],
-            "client": [os.getpid()],
+            "client": [os.getpid(), *clients],
         }
         return CpuMeter({name: pids for name, pids in groups.items() if pids})
 
@@ -296,7 +301,6 @@ def _load(stack: Stack, ids: dict[str, list[str]], args: argparse.Namespace) -> 
     totals = {"ok": 0, "sent": 0}
     batch_latencies: list[float] = []
     write_latencies: list[float] = []
-    read_latencies: list[float] = []
     errors: list[str] = []
     # On a schedule, each client sends a batch every `interval` seconds, the clients evenly
     # staggered.
@@ -333,34 +337,27 @@ def _load(stack: Stack, ids: dict[str, list[str]], args: argparse.Namespace) -> 
         try:
             while not stop.is_set():
                 started = time.perf_counter()
-                elapsed = _single_transfer(client, ids[ledgers[0]], rng, f"loaded-{sent}")
+                elapsed = single_transfer(client, ids[ledgers[0]], rng, f"loaded-{sent}")
                 sent += 1
                 if started >= measured_from[0]:
                     write_latencies.append(elapsed)
         except RuntimeError as exc:
             errors.append(str(exc))
 
-    def reader() -> None:
-        client = Client(stack.port, stack.key)
-        rng = random.Random(args.seed + 11)
-        try:
-            while not stop.is_set():
-                started = time.perf_counter()
-                elapsed = _balance_read(client, ids[ledgers[0]], rng)
-                if started >= measured_from[0]:
-                    read_latencies.append(elapsed)
-        except RuntimeError as exc:
-            errors.append(str(exc))
-
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(args.writers)]
-    threads += [threading.Thread(target=single_writer), threading.Thread(target=reader)]
-    meter = stack.cpu_meter()
+    threads.append(threading.Thread(target=single_writer))
+    reader = PacedReader(stack.port, stack.key, ids[ledgers[0]], args.read_rate, args.seed + 11)
+    meter = stack.cpu_meter(clients=(reader.process.pid,))
 
     def measure() -> None:
         meter.start()
+        reader.measure()
         measured_from[0] = time.perf_counter()
 
-    seconds = run_for(threads, args.seconds, stop, errors, args.warmup_seconds, measure)
+    try:
+        seconds = run_for(threads, args.seconds, stop, errors, args.warmup_seconds, measure)
+    finally:
+        read_latencies = reader.finish()
     cores = meter.stop()
     transfers = totals["sent"] + len(write_latencies)
     return {
@@ -374,9 +371,9 @@ def _load(stack: Stack, ids: dict[str, list[str]], args: argparse.Namespace) -> 
         "offered_tps": args.rate or None, "transfers": transfers,
         "rejected": totals["sent"] - totals["ok"], "tps": round(transfers / seconds),
         "batches": len(batch_latencies),
-        "p50_batch_ms": _ms(batch_latencies, 0.50), "p95_batch_ms": _ms(batch_latencies, 0.95),
-        "loaded_p50_ms": _ms(write_latencies, 0.50), "loaded_p95_ms": _ms(write_latencies, 0.95),
+        "p50_batch_ms": ms(batch_latencies, 0.50), "p95_batch_ms": ms(batch_latencies, 0.95),
+        "loaded_p50_ms": ms(write_latencies, 0.50), "loaded_p95_ms": ms(write_latencies, 0.95),
         "balance_reads": len(read_latencies),
-        "balance_p50_ms": _ms(read_latencies, 0.50), "balance_p95_ms": _ms(read_latencies, 0.95),
-        "read_ops_per_second": round(len(read_latencies) / seconds),
+        "balance_p50_ms": ms(read_latencies, 0.50), "balance_p95_ms": ms(read_latencies, 0.95),
+        "read_rate": args.read_rate,
     }

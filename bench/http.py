@@ -6,7 +6,8 @@ funds `--accounts` accounts through the API, then measures in two phases:
 1. idle, `--latency-seconds`: single-transfer requests one after another, then balance reads
    one after another (the latency of one request when the server is not saturated);
 2. loaded, `--seconds`: `--writers` clients post batches of `--batch` transfers back to back
-   (keep-alive HTTP/1.1), while one client posts single transfers and one reads balances.
+   (keep-alive HTTP/1.1), while one client posts single transfers and a process of its own
+   reads balances at `--read-rate` reads/s (bench/paced_reader.py).
 `tps` counts transfers acknowledged in phase 2; `p50_ms`.. are single-transfer latencies of
 phase 1; `loaded_*` and `balance_*` are latencies under the phase-2 write load. The client
 runs in this process and competes with the server for the same cores.
@@ -15,7 +16,6 @@ runs in this process and competes with the server for the same cores.
 from __future__ import annotations
 
 import argparse
-import http.client
 import os
 import random
 import socket
@@ -26,15 +26,13 @@ import threading
 import time
 from pathlib import Path
 
-import orjson
-
-from bench.stats import percentile, run_for
-from ledger.core.state import account_id_for
+from bench.client import Client, accounts_open, balance_read, single_transfer
+from bench.paced_reader import DEFAULT_RATE, PacedReader
+from bench.stats import ms, run_for
 
 LEDGER = "BENCH"
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_SECONDS = 60
-SETUP_BATCH = 8_000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,27 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="thread: the server projects read models and seals as `make run` does; manual: "
              "neither (isolates the API path)",
     )
+    parser.add_argument("--read-rate", type=float, default=DEFAULT_RATE,
+                        help="balance reads/s under the load, on a fixed schedule from a process "
+                             "of their own (bench/paced_reader.py)")
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=1)
-
-
-class Client:
-    """One keep-alive HTTP/1.1 connection with the API key."""
-
-    def __init__(self, port: int, key: str) -> None:
-        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        self.headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-
-    def call(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-        self.connection.request(method, path, body=body, headers=self.headers)
-        response = self.connection.getresponse()
-        return response.status, response.read()
-
-    def json(self, method: str, path: str, payload=None):
-        status, data = self.call(method, path, None if payload is None else orjson.dumps(payload))
-        if status >= 300:
-            raise RuntimeError(f"{method} {path} -> {status}: {data[:300]!r}")
-        return orjson.loads(data)
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -129,24 +111,6 @@ def _setup(client: Client, count: int) -> list[str]:
     return accounts_open(client, LEDGER, [f"did:bench:{i}" for i in range(count)], 10**12)
 
 
-def accounts_open(client: Client, ledger: str, dids: list[str], fund: int | None) -> list[str]:
-    """Open an account per DID through the API and, unless `fund` is None, mint `fund` minor
-    units into each; returns their ids. Any rejection stops the benchmark."""
-    ids = [account_id_for(ledger, did) for did in dids]
-    opens = [{"type": "open_account", "did": did, "idempotency_key": f"open-{did}"}
-             for did in dids]
-    mints = [] if fund is None else [
-        {"type": "mint", "account": a, "amount": fund, "idempotency_key": f"fund-{a}"}
-        for a in ids
-    ]
-    for items in (opens, mints):
-        for i in range(0, len(items), SETUP_BATCH):
-            reply = client.json("POST", "/api/v1/transfers",
-                                {"ledger": ledger, "transfers": items[i:i + SETUP_BATCH]})
-            assert all(r["status"] == "ok" for r in reply["results"]), "set-up failed"
-    return ids
-
-
 _ITEM = b'{"from":"%s","to":"%s","amount":1,"idempotency_key":"%s-%d"}'
 
 
@@ -162,47 +126,22 @@ def _batch_body(ids: list[bytes], rng: random.Random, prefix: bytes, count: int)
     return b'{"ledger":"%s","transfers":[%s]}' % (LEDGER.encode(), b",".join(items))
 
 
-def _single_transfer(client: Client, ids: list[str], rng: random.Random, key: str) -> float:
-    a, b = rng.sample(ids, 2)
-    body = orjson.dumps({"transfers": [{"from": a, "to": b, "amount": 1, "idempotency_key": key}]})
-    started = time.perf_counter()
-    status, data = client.call("POST", "/api/v1/transfers", body)
-    elapsed = time.perf_counter() - started
-    if status != 200 or b'"status":"ok"' not in data:
-        raise RuntimeError(f"single transfer -> {status}: {data[:200]!r}")
-    return elapsed
-
-
-def _balance_read(client: Client, ids: list[str], rng: random.Random) -> float:
-    path = f"/api/v1/balances?account={rng.choice(ids)}"
-    started = time.perf_counter()
-    status, data = client.call("GET", path)
-    elapsed = time.perf_counter() - started
-    if status != 200:
-        raise RuntimeError(f"balance -> {status}: {data[:200]!r}")
-    return elapsed
-
-
-def _ms(values: list[float], fraction: float) -> float:
-    return round(percentile(values, fraction) * 1e3, 2)
-
-
 def _idle(port: int, key: str, ids: list[str], args: argparse.Namespace) -> dict:
     client = Client(port, key)
     rng = random.Random(args.seed + 1)
     writes: list[float] = []
     deadline = time.perf_counter() + args.latency_seconds
     while time.perf_counter() < deadline:
-        writes.append(_single_transfer(client, ids, rng, f"idle-{len(writes)}"))
+        writes.append(single_transfer(client, ids, rng, f"idle-{len(writes)}"))
     reads: list[float] = []
     deadline = time.perf_counter() + args.latency_seconds
     while time.perf_counter() < deadline:
-        reads.append(_balance_read(client, ids, rng))
+        reads.append(balance_read(client, ids, rng))
     return {
-        "single_writes": len(writes), "p50_ms": _ms(writes, 0.50),
-        "p95_ms": _ms(writes, 0.95), "p99_ms": _ms(writes, 0.99),
-        "idle_balance_p50_ms": _ms(reads, 0.50), "idle_balance_p95_ms": _ms(reads, 0.95),
-        "idle_balance_p99_ms": _ms(reads, 0.99),
+        "single_writes": len(writes), "p50_ms": ms(writes, 0.50),
+        "p95_ms": ms(writes, 0.95), "p99_ms": ms(writes, 0.99),
+        "idle_balance_p50_ms": ms(reads, 0.50), "idle_balance_p95_ms": ms(reads, 0.95),
+        "idle_balance_p99_ms": ms(reads, 0.99),
     }
 
 
@@ -214,7 +153,6 @@ def _load(port: int, key: str, ids: list[str], args: argparse.Namespace) -> dict
     lock = threading.Lock()
     batch_latencies: list[float] = []
     write_latencies: list[float] = []
-    read_latencies: list[float] = []
     errors: list[str] = []
 
     def writer(w: int) -> None:
@@ -240,22 +178,18 @@ def _load(port: int, key: str, ids: list[str], args: argparse.Namespace) -> dict
         client = Client(port, key)
         try:
             while not stop.is_set():
-                write_latencies.append(_single_transfer(
+                write_latencies.append(single_transfer(
                     client, ids, rng, f"loaded-{len(write_latencies)}"))
         except RuntimeError as exc:
             errors.append(str(exc))
 
-    def reader() -> None:
-        client = Client(port, key)
-        try:
-            while not stop.is_set():
-                read_latencies.append(_balance_read(client, ids, rng))
-        except RuntimeError as exc:
-            errors.append(str(exc))
-
     threads = [threading.Thread(target=writer, args=(w,)) for w in range(args.writers)]
-    threads += [threading.Thread(target=single_writer), threading.Thread(target=reader)]
-    seconds = run_for(threads, args.seconds, stop, errors)
+    threads.append(threading.Thread(target=single_writer))
+    reader = PacedReader(port, key, ids, args.read_rate, args.seed + 11)
+    try:
+        seconds = run_for(threads, args.seconds, stop, errors, on_measure=reader.measure)
+    finally:
+        read_latencies = reader.finish()
     transfers = totals["ok"] + totals["rejected"] + len(write_latencies)
 
     return {
@@ -263,11 +197,11 @@ def _load(port: int, key: str, ids: list[str], args: argparse.Namespace) -> dict
         "batch": args.batch, "writers": args.writers, "projector": args.projector,
         "transfers": transfers, "rejected": totals["rejected"],
         "tps": round(transfers / seconds), "batches": len(batch_latencies),
-        "p50_batch_ms": _ms(batch_latencies, 0.50), "p95_batch_ms": _ms(batch_latencies, 0.95),
+        "p50_batch_ms": ms(batch_latencies, 0.50), "p95_batch_ms": ms(batch_latencies, 0.95),
         "loaded_single_writes": len(write_latencies),
-        "loaded_p50_ms": _ms(write_latencies, 0.50), "loaded_p95_ms": _ms(write_latencies, 0.95),
-        "loaded_p99_ms": _ms(write_latencies, 0.99),
-        "balance_reads": len(read_latencies),
-        "balance_p50_ms": _ms(read_latencies, 0.50), "balance_p95_ms": _ms(read_latencies, 0.95),
-        "balance_p99_ms": _ms(read_latencies, 0.99),
+        "loaded_p50_ms": ms(write_latencies, 0.50), "loaded_p95_ms": ms(write_latencies, 0.95),
+        "loaded_p99_ms": ms(write_latencies, 0.99),
+        "balance_reads": len(read_latencies), "read_rate": args.read_rate,
+        "balance_p50_ms": ms(read_latencies, 0.50), "balance_p95_ms": ms(read_latencies, 0.95),
+        "balance_p99_ms": ms(read_latencies, 0.99),
     }

@@ -14,6 +14,11 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[rank]
 
 
+def ms(values: list[float], fraction: float) -> float:
+    """`percentile` of seconds, in milliseconds rounded to 0.01."""
+    return round(percentile(values, fraction) * 1e3, 2)
+
+
 def run_for(
     threads: list[threading.Thread], seconds: float, stop: threading.Event, errors: list[str],
     warmup_seconds: float = 0.0, on_measure: Callable[[], None] | None = None,

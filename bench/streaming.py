@@ -39,7 +39,7 @@ from pathlib import Path
 
 import orjson
 
-from bench.http import Client, accounts_open
+from bench.client import Client, accounts_open
 from bench.stats import percentile
 
 LEDGER = "BENCH"

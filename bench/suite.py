@@ -284,6 +284,16 @@ def _section(results: dict[str, dict], plots: dict[str, str]) -> list[str]:
                 f"| {variant} | {http['p50_batch_ms']} / {http['p95_batch_ms']} | "
                 f"{http['loaded_p50_ms']} / {http['loaded_p95_ms']} | "
                 f"{http['balance_p50_ms']} / {http['balance_p95_ms']} |")
+    uniform = get("http-uniform")
+    if uniform:
+        lines += [
+            "",
+            "Four clients post batches back to back; one client posts single transfers, one "
+            "after another; balance reads are due at a fixed rate "
+            f"({uniform.get('read_rate', '-')}/s) from a process of their own, each on a free "
+            "connection, and a read's latency counts from when it was due "
+            "(`bench/paced_reader.py`).",
+        ]
     lines += ["", f"Reproduce: `{_cmd(results, 'http-uniform')}`.", ""]
     if "latency" in plots:
         lines += [f"![latency]({plots['latency']})", ""]
