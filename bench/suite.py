@@ -189,7 +189,8 @@ def _cpu_section(results: dict[str, dict]) -> list[str]:
           for variant, run in runs),
         "",
         "From /proc over the load phase (`bench/cpu.py`): `client` is the benchmark's own "
-        "process (its load threads), `postgres` every PostgreSQL process.",
+        "processes (its load threads and the balance reader), `postgres` every PostgreSQL "
+        "process.",
         "",
     ]
 
