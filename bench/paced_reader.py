@@ -61,8 +61,15 @@ async def _reads(port: int, key: str, ids: list[str], rate: float, seed: int, me
     idle: list[tuple[float, _Connection]] = []  # (idle since, connection), last used on top
     latencies: list[float] = []
     pending: set[asyncio.Task] = set()
+    failures: list[Exception] = []
 
     async def read(due: float, account: str, counted: bool) -> None:
+        try:
+            await answered(due, account, counted)
+        except Exception as exc:  # the first one ends the run, whatever it was
+            failures.append(exc)
+
+    async def answered(due: float, account: str, counted: bool) -> None:
         while idle and idle[0][0] < time.perf_counter() - IDLE_REUSE_SECONDS:
             idle.pop(0)[1].writer.close()
         connection = idle.pop()[1] if idle else await _Connection.open(port)
@@ -81,11 +88,12 @@ async def _reads(port: int, key: str, ids: list[str], rate: float, seed: int, me
         task = asyncio.create_task(read(due, rng.choice(ids), measuring.is_set()))
         pending.add(task)
         task.add_done_callback(pending.discard)
-        failed = [task for task in pending if task.done() and task.exception()]
-        if failed:
-            raise failed[0].exception()
+        if failures:
+            raise failures[0]
         due += interval
     await asyncio.gather(*pending)
+    if failures:
+        raise failures[0]
     for _, connection in idle:
         connection.writer.close()
     return latencies
