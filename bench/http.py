@@ -9,8 +9,8 @@ funds `--accounts` accounts through the API, then measures in two phases:
    (keep-alive HTTP/1.1), while one client posts single transfers and a process of its own
    reads balances at `--read-rate` reads/s (bench/paced_reader.py).
 `tps` counts transfers acknowledged in phase 2; `p50_ms`.. are single-transfer latencies of
-phase 1; `loaded_*` and `balance_*` are latencies under the phase-2 write load. The client
-runs in this process and competes with the server for the same cores.
+phase 1; `loaded_*` and `balance_*` are latencies under the phase-2 write load. The writing
+clients run in this process; they and the reader compete with the server for the same cores.
 """
 
 from __future__ import annotations

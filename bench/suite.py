@@ -289,8 +289,8 @@ def _section(results: dict[str, dict], plots: dict[str, str]) -> list[str]:
     if uniform:
         lines += [
             "",
-            "Four clients post batches back to back; one client posts single transfers, one "
-            "after another; balance reads are due at a fixed rate "
+            f"{uniform['writers']} clients post batches back to back; one client posts single "
+            "transfers, one after another; balance reads are due at a fixed rate "
             f"({uniform.get('read_rate', '-')}/s) from a process of their own, each on a free "
             "connection, and a read's latency counts from when it was due "
             "(`bench/paced_reader.py`).",
