@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable
 
 from ledger.core.chain import StoredEvent
+from ledger.core.machine import Event
 from ledger.eventstore.port import EventStore
 from ledger.group_feed import GroupFeed
 
@@ -41,6 +42,11 @@ class EventStream(ABC):
     @abstractmethod
     def publish(self, ledger: str, events: list[StoredEvent]) -> None:
         """Append committed events (ascending seq, following what was published before)."""
+
+    def publish_decided(self, ledger: str, events: list[Event]) -> None:
+        """`publish` for events as the writer decided them (`GroupFeed`), which carry their
+        stored bytes as `data`; a stream that can encode them as they are overrides this."""
+        self.publish(ledger, [StoredEvent(event.seq, event.data, event.hash) for event in events])
 
     @abstractmethod
     def read(self, ledger: str, after_seq: int, timeout_seconds: float) -> list[StoredEvent]:
@@ -233,20 +239,25 @@ class StreamPublisher:
             self.published_seq = max(self.published_seq, target - retention)
             try:
                 while self.published_seq < target:
-                    events = self._events_after(self.published_seq)
-                    if not events:
+                    if not self._publish_after(self.published_seq):
                         break
-                    self.stream.publish(self.ledger, events)
-                    self.published_seq = events[-1].seq
             except Exception:
                 log.warning("ledger %s: publishing events failed; retrying", self.ledger,
                             exc_info=True)
                 with self._wake:
                     self._wake.wait(self.retry_seconds)
 
-    def _events_after(self, seq: int) -> list[StoredEvent]:
+    def _publish_after(self, seq: int) -> bool:
+        """Publish the next events after `seq`, from the feed when it holds them; False when
+        there were none."""
         if self.feed is not None:
             decided = self.feed.take(self.ledger, seq, PUBLISH_CHUNK_EVENTS)
             if decided:
-                return [StoredEvent(event.seq, event.data, event.hash) for event in decided]
-        return list(self.store.read(seq, PUBLISH_CHUNK_EVENTS))
+                self.stream.publish_decided(self.ledger, decided)
+                self.published_seq = decided[-1].seq
+                return True
+        stored = list(self.store.read(seq, PUBLISH_CHUNK_EVENTS))
+        if stored:
+            self.stream.publish(self.ledger, stored)
+            self.published_seq = stored[-1].seq
+        return bool(stored)

@@ -5,13 +5,16 @@ field must reach it unchanged): orjson, or the standard library's json for what 
 hold (integers beyond 64 bits, which orjson would silently turn into floats on the way back).
 A reply carries each result and, for every success, its event's canonical bytes and chain hash
 exactly as stored, replays included: the web process answers from the reply without reading
-the log. Layout of a reply and of an event batch: a JSON header line, then the raw bytes.
+the log. A reply is a JSON header line, then the raw bytes; an event batch, the raw bytes each
+behind a fixed-size header. The two encoders the writer's process runs per event are in C
+(`ledger/transport/_wire.c`); their decoders, here, define the layouts.
 """
 
 from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Callable
 from operator import attrgetter
 from typing import Any
 
@@ -21,6 +24,9 @@ from ledger.core.chain import StoredEvent
 from ledger.core.codes import ResultCode
 from ledger.core.commands import Command, Request
 from ledger.core.machine import Event, Result, commands_from_rows
+from ledger.transport import _wire
+
+_wire.configure(result=Result, event=Event)
 
 COMMAND_FIELDS = Command.__slots__
 _command_fields = attrgetter(*COMMAND_FIELDS)
@@ -74,27 +80,14 @@ def request_decode(data: bytes) -> tuple[str, str, int, Request]:
 # -- replies --------------------------------------------------------------------------------------
 
 def reply_encode(
-    request_id: str, results: list[Result], replayed_events: dict[int, StoredEvent],
+    request_id: str, results: list[Result], load: Callable[[int], StoredEvent | None],
     last_seq: int,
 ) -> bytes:
-    """`replayed_events` maps the seq of each replayed success to its stored event."""
-    rows = []
-    blobs = []
-    for result in results:
-        event = result.event
-        if event is not None:
-            seq, data, chain_hash = event.seq, event.data, event.hash
-        else:
-            stored = replayed_events.get(result.seq)
-            seq = result.seq
-            data, chain_hash = (stored.body, stored.hash) if stored else (None, None)
-        if data is None:
-            rows.append([int(result.code), result.replayed, seq, result.account, -1])
-        else:
-            rows.append([int(result.code), result.replayed, seq, result.account, len(data)])
-            blobs.append(chain_hash)
-            blobs.append(data)
-    return b"".join((orjson.dumps([request_id, last_seq, rows]), b"\n", *blobs))
+    """A reply: a JSON header line `[request_id, last_seq, rows]`, each row `[code, replayed,
+    seq, account, length]`, then the chain hash and bytes of each success that has an event
+    (length -1 for the others). A replayed success carries no event: `load(seq)` gives the
+    stored one, or None when the log does not have it. Written in C (`_wire.reply`)."""
+    return _wire.reply(request_id, last_seq, results, load)
 
 
 def reply_encode_error(request_id: str, last_seq: int, message: str) -> bytes:
@@ -131,15 +124,10 @@ def reply_results(rows: list, data: bytes, offset: int) -> list[Result]:
 
 # -- events ---------------------------------------------------------------------------------------
 
-def events_encode(events: list[StoredEvent]) -> bytes:
-    """Stored events back to back: seq (8), body length (4), chain hash (32), body."""
-    pack = _EVENT_HEADER.pack
-    parts = []
-    for event in events:
-        parts.append(pack(event.seq, len(event.body)))
-        parts.append(event.hash)
-        parts.append(event.body)
-    return b"".join(parts)
+def events_encode(events: list[StoredEvent | Event]) -> bytes:
+    """Events back to back: seq (8 bytes), body length (4), chain hash (32), body. Stored
+    events or a writer's decided ones alike; written in C (`_wire.events`)."""
+    return _wire.events(events)
 
 
 def events_decode(data: bytes) -> list[StoredEvent]:

@@ -464,12 +464,7 @@ class RedisBusServer:
                 # Nothing of this request was applied (the writer reloaded its state).
                 data = codec.reply_encode_error(request_id, last_seq, str(error))
             else:
-                results = future.result()
-                replayed = {
-                    r.seq: store.get(r.seq) for r in results
-                    if r.replayed and r.event is None and r.seq >= 0
-                }
-                data = codec.reply_encode(request_id, results, replayed, last_seq)
+                data = codec.reply_encode(request_id, future.result(), store.get, last_seq)
             replies.append((reply_to, data))
         balances = hset_command(keys.balances(self.ledger), groups, head) if groups else None
         while True:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import redis
 
 from ledger.core.chain import StoredEvent
+from ledger.core.machine import Event
 from ledger.stream import DEFAULT_RETENTION_EVENTS, EventStream
 from ledger.transport import codec, keys
 from ledger.transport.redis_bus import redis_client
@@ -35,6 +36,13 @@ class RedisEventStream(EventStream):
         self._redis = redis_client(url)
 
     def publish(self, ledger: str, events: list[StoredEvent]) -> None:
+        self._append(ledger, events)
+
+    def publish_decided(self, ledger: str, events: list[Event]) -> None:
+        # The encoder takes a writer's events as they are (no StoredEvent built for each).
+        self._append(ledger, events)
+
+    def _append(self, ledger: str, events: list[StoredEvent] | list[Event]) -> None:
         if not events:
             return
         key = keys.events(ledger)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import Future
+from types import SimpleNamespace
 
 import redis
 
@@ -25,7 +26,7 @@ class RecordingWriter:
     """Stands in for a writer: records what it is handed, in order, and never answers."""
 
     ledger = LEDGER
-    store = None
+    store = SimpleNamespace(get=lambda seq: None)  # a log that holds nothing
     last_seq = -1
 
     def __init__(self) -> None:
