@@ -195,6 +195,13 @@ class Stack:
         self.processes.append(process)
         return process
 
+    def print_logs(self, lines: int = 40) -> None:
+        """The end of each process's log, on stderr: a failed run's temporary directory, and
+        the servers' own account of the failure with it, is gone once the run returns."""
+        for log in sorted(self.tmp.glob("*.log")):
+            tail = log.read_text(errors="replace").splitlines()[-lines:]
+            print(f"--- {log.name} (last {len(tail)} lines)", *tail, sep="\n", file=sys.stderr)
+
     def close(self) -> None:
         for process in reversed(self.processes):
             if process.poll() is None:
@@ -260,6 +267,9 @@ def run(args: argparse.Namespace) -> dict:
             ids = {ledger: _setup(setup, ledger, args.accounts) for ledger in ledgers}
             result = _load(stack, ids, args)
             result.update(_projection_catch_up(stack, Client(stack.port, stack.key), ledgers))
+        except BaseException:
+            stack.print_logs()
+            raise
         finally:
             stack.close()
     return {"scenario": "http-distributed", "shards": args.shards, "hot": args.hot,
