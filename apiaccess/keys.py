@@ -6,9 +6,9 @@ keeps SHA-256 of the whole key: with 256 bits of entropy a fast hash is enough (
 stretching is needed), and comparison is constant-time.
 
 A key that authenticated is remembered in this process for `AUTH_CACHE_SECONDS`, so the hot
-API paths need no database query. Revoking through `api_key_revoke` forgets it here at once;
-other processes (and keys revoked or users deactivated by other means) stop working within
-that time.
+API paths need no database query; a key in steady use is renewed before it expires
+(`api_key_renew`). Revoking through `api_key_revoke` forgets it here at once; other processes
+(and keys revoked or users deactivated by other means) stop working within that time.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ PREFIX_HEX_DIGITS = 12
 SECRET_BYTES = 32
 AUTH_CACHE_SECONDS = 5.0
 AUTH_CACHE_MAX_KEYS = 10_000
+AUTH_RENEW_AHEAD_SECONDS = 1.0
 
 # SHA-256 of a key that authenticated -> (monotonic expiry, its ApiKey with client and user).
 _authenticated: dict[str, tuple[float, ApiKey]] = {}
@@ -129,14 +130,33 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
     remembered = _remembered(digest)
     if remembered is not None:
         return remembered
+    return _look_up(prefix, digest)
+
+
+def api_key_renewal_due(key: ApiKey) -> bool:
+    """Whether the remembered `key` expires within `AUTH_RENEW_AHEAD_SECONDS`. A caller that
+    serves from memory only (`ledger.api.fastlane`) renews it then (`api_key_renew`): once
+    expired, the key's next request takes the full path, and in a web process under load
+    that is a batch parsed and checked by Django, or a balance read queued behind one."""
+    cached = _authenticated.get(key.key_hash)
+    return cached is not None and cached[0] - time.monotonic() < AUTH_RENEW_AHEAD_SECONDS
+
+
+def api_key_renew(key: ApiKey) -> None:
+    """Look the key up in the database again and remember what is found for another
+    `AUTH_CACHE_SECONDS`; a key revoked or whose user was deactivated is forgotten."""
+    _look_up(key.prefix, key.key_hash)
+
+
+def _look_up(prefix: str, digest: str) -> ApiKey | None:
     key = (
         ApiKey.objects.select_related("client__user")
         .filter(prefix=prefix, revoked_at__isnull=True)
         .first()
     )
-    if key is None or not hmac.compare_digest(key.key_hash, digest):
-        return None
-    if not key.client.user.is_active:
+    if key is None or not hmac.compare_digest(key.key_hash, digest) or \
+            not key.client.user.is_active:
+        _authenticated.pop(digest, None)
         return None
     if len(_authenticated) >= AUTH_CACHE_MAX_KEYS:
         _authenticated.clear()

@@ -7,7 +7,8 @@ API clients are users too, and the accounts a client opens through the API are g
 
 `account_view_allowed` keeps, per user, whether they may view every account and the set of
 account ids granted to them (loaded in one query), for `GRANT_CACHE_SECONDS`, so the API's
-balance reads need no permission queries. Grants made through `account_view_grant` show at once
+balance reads need no permission queries; the fast lane renews them before they expire while
+they are in use (`account_view_renew`). Grants made through `account_view_grant` show at once
 in this process; grants made elsewhere, group changes and revocations take effect within that
 time.
 """
@@ -39,6 +40,7 @@ def accounts_view_all(user) -> bool:
 
 
 GRANT_CACHE_SECONDS = 5.0
+GRANT_RENEW_AHEAD_SECONDS = 1.0
 GRANT_CACHE_MAX_IDS = 100_000
 """Beyond this many grants a user's set is not cached; each check asks guardian instead."""
 
@@ -57,10 +59,10 @@ def _view_permission() -> Permission:
     return Permission.objects.get_by_natural_key("view_account", "ledger", "account")
 
 
-def _granted_ids(user) -> set[str] | None:
+def _granted_ids(user, *, renew: bool = False) -> set[str] | None:
     now = time.monotonic()
     cached = _granted.get(_user_key(user))
-    if cached is not None and cached[0] > now:
+    if cached is not None and cached[0] > now and not renew:
         return cached[1]
     permission = _view_permission()
     limit = GRANT_CACHE_MAX_IDS + 1
@@ -74,11 +76,11 @@ def _granted_ids(user) -> set[str] | None:
     return ids
 
 
-def _views_all(user) -> bool:
+def _views_all(user, *, renew: bool = False) -> bool:
     """`user.has_perm(VIEW_ACCOUNT)`, remembered like the grants."""
     now = time.monotonic()
     cached = _view_all.get(_user_key(user))
-    if cached is not None and cached[0] > now:
+    if cached is not None and cached[0] > now and not renew:
         return cached[1]
     allowed = user.has_perm(VIEW_ACCOUNT)
     _view_all[_user_key(user)] = (now + GRANT_CACHE_SECONDS, allowed)
@@ -101,6 +103,34 @@ def account_view_remembered(user, account_id: str) -> bool | None:
     if granted is None or granted[0] <= now or granted[1] is None:
         return None
     return account_id in granted[1]
+
+
+def account_view_renewal_due(user) -> bool:
+    """Whether what this process remembers of `user`'s view permissions expires within
+    `GRANT_RENEW_AHEAD_SECONDS`. A caller that answers from memory only
+    (`ledger.api.fastlane`) renews it then (`account_view_renew`): once expired, the next
+    check takes the full path and reloads every grant while the reads behind it wait."""
+    key = _user_key(user)
+    deadline = time.monotonic() + GRANT_RENEW_AHEAD_SECONDS
+    views_all = _view_all.get(key)
+    if views_all is None:
+        return False
+    if views_all[0] < deadline:
+        return True
+    granted = _granted.get(key)
+    return not views_all[1] and granted is not None and granted[0] < deadline
+
+
+def account_view_renew(user) -> None:
+    """Load `user`'s view permissions again and remember them for another
+    `GRANT_CACHE_SECONDS`, expired or not. The user is read again too: Django keeps the
+    permissions it has looked up on the user object."""
+    fresh = type(user).objects.filter(pk=user.pk).first()
+    if fresh is None:  # deleted: nothing of it is remembered any longer
+        _view_all.pop(_user_key(user), None)
+        _granted.pop(_user_key(user), None)
+    elif not _views_all(fresh, renew=True):
+        _granted_ids(fresh, renew=True)
 
 
 def account_view_allowed(user, account_id: str) -> bool:

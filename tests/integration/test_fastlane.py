@@ -16,6 +16,8 @@ from urllib.parse import urlencode
 
 import orjson
 import pytest
+from django.utils import timezone
+from guardian.utils import get_user_obj_perms_model
 
 from apiaccess.keys import (
     api_client_get_or_create,
@@ -23,6 +25,7 @@ from apiaccess.keys import (
     api_key_issue,
     api_key_revoke,
 )
+from apiaccess.models import ApiClient, ApiKey
 from config.asgi_http import SyncChainASGIHandler
 from ledger import services
 from ledger.api.fastlane import FastLane
@@ -232,6 +235,66 @@ def test_a_key_the_lane_does_not_remember_yet_goes_to_django_once(lane, django_a
     django_app.reached.clear()
     assert call(lane, "GET", "/api/v1/balances", key=key, query=query)[0] == 200
     assert django_app.reached == []
+
+
+def _reads_for(lane, key: str, account: str, seconds: float) -> list[int]:
+    """Balance reads through the lane every 0.1 s for `seconds`, on one event loop (as a web
+    process serves them: what the lane starts in the background keeps running); the
+    statuses."""
+    headers = [(b"host", b"testserver"), (b"authorization", f"Bearer {key}".encode())]
+    query = urlencode({"account": account}).encode()
+
+    async def reads() -> list[int]:
+        statuses = []
+        for _ in range(int(seconds / 0.1)):
+            response = await exchange(lane, "GET", "/api/v1/balances", query=query,
+                                      headers=headers)
+            statuses.append(response[0])
+            await asyncio.sleep(0.1)
+        return statuses
+
+    return asyncio.run(reads())
+
+
+@pytest.fixture
+def short_memory(monkeypatch):
+    """Keys and grants remembered for 1.5 s, renewed in their last second."""
+    monkeypatch.setattr("apiaccess.keys.AUTH_CACHE_SECONDS", 1.5)
+    monkeypatch.setattr("ledger.permissions.GRANT_CACHE_SECONDS", 1.5)
+
+
+def test_a_key_and_grants_in_use_are_renewed_before_they_expire(lane, django_app, ledger,
+                                                                 short_memory):
+    """Without the renewal, the first read after 1.5 s would go to Django (and every 1.5 s
+    after that)."""
+    key, ids = ledger
+    api_key_cache_clear()
+    grant_cache_clear()
+    _left_to_django(lane, django_app, "GET", "/api/v1/balances", status=200, key=key,
+                    query={"account": ids["alice"]})
+    django_app.reached.clear()
+    assert _reads_for(lane, key, ids["alice"], 4.0) == [200] * 40
+    assert django_app.reached == []
+
+
+def test_a_renewal_finds_a_key_revoked_elsewhere_and_a_grant_taken_away(
+        lane, django_app, ledger, short_memory):
+    """The renewal asks the database again: what was revoked by another process is no longer
+    answered from memory once its entry was renewed."""
+    key, ids = ledger
+    api_key_cache_clear()
+    grant_cache_clear()
+    call(django_app, "GET", "/api/v1/balances", key=key, query={"account": ids["alice"]})
+    client = ApiClient.objects.get(name="integrator")
+    get_user_obj_perms_model().objects.filter(user=client.user, object_pk=ids["alice"]).delete()
+    django_app.reached.clear()
+    statuses = _reads_for(lane, key, ids["alice"], 2.0)
+    assert statuses[:3] == [200] * 3  # still remembered
+    assert statuses[-3:] == [403] * 3 and django_app.reached  # renewed without the grant
+    ApiKey.objects.filter(client=client).update(revoked_at=timezone.now())
+    django_app.reached.clear()
+    statuses = _reads_for(lane, key, ids["bob"], 2.0)
+    assert statuses[-3:] == [401] * 3 and django_app.reached
 
 
 def test_an_unexpected_failure_in_the_lane_is_an_error_shape_not_a_trace(
