@@ -112,21 +112,6 @@ error:
     return NULL;
 }
 
-/* Decimal digits of `value` (>= 0) into `out`; their count. */
-static int
-decimal(long long value, char out[24])
-{
-    char digits[24];
-    int n = 0;
-    do {
-        digits[n++] = (char)('0' + value % 10);
-        value /= 10;
-    } while (value > 0);
-    for (int i = 0; i < n; i++)
-        out[i] = digits[n - 1 - i];
-    return n;
-}
-
 /* One RESP bulk string: $<length>\r\n<bytes>\r\n. */
 static int
 put_bulk(Buffer *buffer, const char *bytes, Py_ssize_t length)

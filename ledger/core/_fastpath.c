@@ -149,29 +149,6 @@ put_string(Buffer *b, const char *text, Py_ssize_t length)
     return 0;
 }
 
-/* Decimal digits of an integer (snprintf costs more than the rest of an event's encoding). */
-static int
-put_int(Buffer *b, long long value)
-{
-    if (reserve(b, 24) < 0)
-        return -1;
-    char digits[24];
-    int n = 0;
-    unsigned long long magnitude = value < 0 ? 0ULL - (unsigned long long)value
-                                             : (unsigned long long)value;
-    do {
-        digits[n++] = (char)('0' + magnitude % 10);
-        magnitude /= 10;
-    } while (magnitude);
-    char *out = b->data + b->size;
-    if (value < 0)
-        *out++ = '-';
-    while (n)
-        *out++ = digits[--n];
-    b->size = out - b->data;
-    return 0;
-}
-
 static const char hex_digits[] = "0123456789abcdef";
 
 /* `width` lower-case hex digits of `value`, zero-padded, as Python's format(value, "0Nx"). */

@@ -51,23 +51,6 @@ configured(void)
     return 1;
 }
 
-/* `value` in decimal; by hand, as snprintf took most of a row's time. */
-static int
-put_integer(Buffer *b, long long value)
-{
-    char digits[24];
-    int at = sizeof digits;
-    unsigned long long magnitude = value < 0 ? 0ULL - (unsigned long long)value
-                                             : (unsigned long long)value;
-    do {
-        digits[--at] = (char)('0' + magnitude % 10);
-        magnitude /= 10;
-    } while (magnitude != 0);
-    if (value < 0)
-        digits[--at] = '-';
-    return put_raw(b, digits + at, (Py_ssize_t)sizeof digits - at);
-}
-
 /* A Python int (an IntEnum member included) in decimal; 0, or -1 with an exception. */
 static int
 put_int_object(Buffer *b, PyObject *value, const char *what)
@@ -79,7 +62,7 @@ put_int_object(Buffer *b, PyObject *value, const char *what)
     long long number = PyLong_AsLongLong(value);
     if (number == -1 && PyErr_Occurred())
         return -1;
-    return put_integer(b, number);
+    return put_int(b, number);
 }
 
 /* The two-character escapes JSON has for control characters; 0 where \u00XX is needed. */
@@ -196,7 +179,7 @@ put_result(Buffer *header, Buffer *blobs, PyObject *result, PyObject *load)
         goto done;
     }
     if (put_raw(header, ",", 1) < 0 ||
-        put_integer(header, data == NULL ? -1 : PyBytes_GET_SIZE(data)) < 0 ||
+        put_int(header, data == NULL ? -1 : PyBytes_GET_SIZE(data)) < 0 ||
         put_raw(header, "]", 1) < 0)
         goto done;
     if (data != NULL &&
@@ -236,7 +219,7 @@ reply(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         put_raw(&header, ",", 1) < 0)
         goto done;
     long long last_seq = PyLong_AsLongLong(args[1]);
-    if ((last_seq == -1 && PyErr_Occurred()) || put_integer(&header, last_seq) < 0 ||
+    if ((last_seq == -1 && PyErr_Occurred()) || put_int(&header, last_seq) < 0 ||
         put_raw(&header, ",[", 2) < 0)
         goto done;
     /* The list may change under a call to load(); read its size again each time. */

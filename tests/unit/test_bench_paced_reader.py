@@ -18,6 +18,10 @@ class _Balances(BaseHTTPRequestHandler):
     Records when each request arrived."""
 
     protocol_version = "HTTP/1.1"
+    # The head and the body go out in two writes: with Nagle's algorithm the body waited for
+    # the reader's delayed ACK of the head, 40 ms a read, which on a slow machine pushed quick
+    # reads past the thresholds below.
+    disable_nagle_algorithm = True
     SLOW_SECONDS = 0.3
     arrivals: list[tuple[float, str]] = []
 
