@@ -35,14 +35,11 @@ class RedisEventStream(EventStream):
         self.retention_events = retention_events
         self._redis = redis_client(url)
 
-    def publish(self, ledger: str, events: list[StoredEvent]) -> None:
-        self._append(ledger, events)
-
     def publish_decided(self, ledger: str, events: list[Event]) -> None:
         # The encoder takes a writer's events as they are (no StoredEvent built for each).
-        self._append(ledger, events)
+        self.publish(ledger, events)
 
-    def _append(self, ledger: str, events: list[StoredEvent] | list[Event]) -> None:
+    def publish(self, ledger: str, events: list[StoredEvent] | list[Event]) -> None:
         if not events:
             return
         key = keys.events(ledger)
