@@ -56,6 +56,12 @@ def ticker():
         sys.setswitchinterval(previous)
 
 
+# A native call that never let the lock go would leave one gap as long as the whole call; the
+# bound is half of it, not less, because a host that takes this machine's CPU away (seen: a
+# fifth of its time) opens gaps of tens of milliseconds in any thread.
+GAP_SHARE = 2
+
+
 def longest_gap(ticks: list[float], start: float, end: float) -> float:
     inside = [t for t in ticks if start <= t <= end]
     points = [start, *inside, end]
@@ -83,7 +89,7 @@ def test_deciding_a_large_group_lets_other_threads_run(group):
         outcome = machine.execute([request], 3, {})
         end = time.perf_counter()
     assert all(r.ok for r in outcome.results[0])
-    assert longest_gap(ticks, start, end) < (end - start) / 4, (end - start)
+    assert longest_gap(ticks, start, end) < (end - start) / GAP_SHARE, (end - start)
 
 
 def test_batching_a_large_group_lets_other_threads_run(group, tmp_path):
@@ -100,6 +106,6 @@ def test_batching_a_large_group_lets_other_threads_run(group, tmp_path):
             rocks.fill(batch.put, outcome.events, outcome.records, log, by_account, idem)
             end = time.perf_counter()
         assert batch.len() == 4 * TRANSFERS  # a log entry, two as-of entries, a record each
-        assert longest_gap(ticks, start, end) < (end - start) / 4, (end - start)
+        assert longest_gap(ticks, start, end) < (end - start) / GAP_SHARE, (end - start)
     finally:
         store.close()

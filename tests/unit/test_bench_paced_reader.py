@@ -22,7 +22,7 @@ class _Balances(BaseHTTPRequestHandler):
     # the reader's delayed ACK of the head, 40 ms a read, which on a slow machine pushed quick
     # reads past the thresholds below.
     disable_nagle_algorithm = True
-    SLOW_SECONDS = 0.3
+    SLOW_SECONDS = 0.6
     arrivals: list[tuple[float, str]] = []
 
     def do_GET(self) -> None:
@@ -72,13 +72,15 @@ def test_a_slow_read_holds_up_no_other_and_shows_its_whole_wait(server):
     time.sleep(1.5)
     latencies = reader.finish()
     slow = [latency for latency in latencies if latency >= _Balances.SLOW_SECONDS]
-    quick = [latency for latency in latencies if latency < 0.1]
+    # Far below a slow read's 0.6 s, yet with room for a host that takes part of this
+    # machine's CPU (quick reads of up to 0.25 s were seen there).
+    quick = [latency for latency in latencies if latency < 0.3]
     assert slow, "the slow reads' latency includes the server's delay"
     assert len(slow) + len(quick) == len(latencies)
     assert len(quick) >= 0.6 * len(latencies)
-    # Reads kept arriving while a slow one was being answered: never a 0.3 s gap.
+    # Reads kept arriving while a slow one was being answered: never a gap of a slow read.
     arrivals = [at for at, _ in _Balances.arrivals]
-    assert max(b - a for a, b in zip(arrivals[:-1], arrivals[1:], strict=True)) < 0.2
+    assert max(b - a for a, b in zip(arrivals[:-1], arrivals[1:], strict=True)) < 0.4
 
 
 def test_a_failed_read_is_reported(server):
