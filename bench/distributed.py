@@ -2,7 +2,8 @@
 shard, PostgreSQL read model, all on this machine.
 
 Starts a private redis-server (or uses REDIS_URL when redis-server is not installed), a fresh
-PostgreSQL database `ledgerfs_bench_http` on DATABASE_URL's server (or 127.0.0.1:5432),
+PostgreSQL database `ledgerfs_bench_http_<pid>` on DATABASE_URL's server (or 127.0.0.1:5432;
+dropped at the end, and its own so that two runs at once cannot drop each other's),
 `--shards` writer processes (`manage.py ledger_writer`, durable: synced WAL, each projecting its
 shard into PostgreSQL; with `--projector process` they leave that to one `manage.py
 ledger_projector` process) and uvicorn with `--web-workers` workers. Opens and funds
@@ -115,10 +116,10 @@ class Stack:
         # The pids of each kind of process started here, for `cpu_meter`.
         self.roles: dict[str, list[int]] = {"writer": [], "projector": [], "web": [], "redis": []}
         self.redis_url = self._redis()
-        with psycopg.connect(database_url(server, "postgres"), autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-            admin.execute(f"CREATE DATABASE {DATABASE}")
-        self.database = database_url(server, DATABASE)
+        self.server = server
+        self.database_name = f"{DATABASE}_{os.getpid()}"
+        self._database("DROP DATABASE IF EXISTS {} WITH (FORCE)", "CREATE DATABASE {}")
+        self.database = database_url(server, self.database_name)
         self.env = {
             **{k: v for k, v in os.environ.items()
                if not k.startswith("LEDGERFS_") or k in PASSED_SETTINGS},
@@ -202,6 +203,11 @@ class Stack:
             tail = log.read_text(errors="replace").splitlines()[-lines:]
             print(f"--- {log.name} (last {len(tail)} lines)", *tail, sep="\n", file=sys.stderr)
 
+    def _database(self, *statements: str) -> None:
+        with psycopg.connect(database_url(self.server, "postgres"), autocommit=True) as admin:
+            for statement in statements:
+                admin.execute(statement.format(self.database_name))
+
     def close(self) -> None:
         for process in reversed(self.processes):
             if process.poll() is None:
@@ -212,6 +218,7 @@ class Stack:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        self._database("DROP DATABASE IF EXISTS {} WITH (FORCE)")
 
 
 def _setup(client: Client, ledger: str, count: int) -> list[str]:
