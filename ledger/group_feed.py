@@ -25,11 +25,12 @@ FEED_MAX_EVENTS = 200_000
 class GroupFeed:
     """The durable groups of this process's writers, kept until their consumer takes them.
 
-    `add` runs in a writer's thread, once per group, and only queues the group. `take` gives
-    the events right after a cursor, or nothing when the feed does not hold them (the writer
-    decided them before the feed listened, the feed dropped them to stay under
-    `max_events`, or the consumer took them and then failed to pass them on): the consumer
-    then reads the store, which always has them. Taken events are gone from the feed."""
+    `add` runs in a writer's syncer thread, once per durable group, and only queues the
+    group. `take` gives the events right after a cursor, or nothing when the feed does not
+    hold them (the writer decided them before the feed listened, the feed dropped them to
+    stay under `max_events`, or the consumer took them and then failed to pass them on): the
+    consumer then reads the store, which always has them. Taken events are gone from the
+    feed."""
 
     def __init__(self, max_events: int = FEED_MAX_EVENTS) -> None:
         self.max_events = max_events

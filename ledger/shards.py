@@ -182,7 +182,10 @@ class FollowerStore(EventStore):
     def load(self) -> LedgerState:
         return self._fresh().load()
 
-    def append(self, outcome: GroupOutcome, state: LedgerState) -> None:
+    def write(self, outcome: GroupOutcome, state: LedgerState) -> None:
+        raise EventStoreError(f"the follower of ledger {self.ledger} is read-only")
+
+    def sync(self) -> None:
         raise EventStoreError(f"the follower of ledger {self.ledger} is read-only")
 
     def idempotency_records(self, scopes: list[bytes]) -> dict[bytes, IdempotencyRecord]:

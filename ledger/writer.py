@@ -2,21 +2,25 @@
 
 Exactly one `Writer` owns a shard's store. Clients hand it requests (from any thread); its own
 thread takes every request waiting in the queue (up to `max_group_commands` commands), decides
-them in one `StateMachine.execute`, writes the outcome in one synced `EventStore.append`, and
-only then resolves the clients' futures. So nothing is acknowledged before it is durable, and the
-cost of the fsync is shared by the whole group. Requests taken together are decided in arrival
-order, except that small ones go first (`SMALL_REQUEST_COMMANDS`); requests in flight at the
-same time have no order a client could rely on anyway.
+them in one `StateMachine.execute` and writes the outcome in one `EventStore.write`. A second
+thread, the syncer, makes written groups durable (`EventStore.sync`, one for every group
+written meanwhile) and only then resolves the clients' futures. So nothing is acknowledged
+before it is durable, the cost of the fsync is shared by the whole group, and the writer
+decides the next group while the disk syncs the last (`MAX_UNSYNCED_GROUPS` at most are
+written and not yet durable). Requests taken together are decided in arrival order, except
+that small ones go first (`SMALL_REQUEST_COMMANDS`); requests in flight at the same time have
+no order a client could rely on anyway.
 
-If the append fails, the in-memory state is ahead of the disk: the writer fails every request of
-the group and reloads its state from the store, so what clients were told and what is stored
-never diverge.
+If a write fails, the in-memory state is ahead of the store: the writer fails the group's
+requests and reloads its state from the store (which holds every group written before), so
+what clients were told and what is stored never diverge. If a sync fails, the store refuses
+every later call; the syncer fails every group not yet durable and the writer stops.
 
-Two kinds of listener follow a durable group, in the writer's thread: `durable_listeners`, each
-called `(events, last_seq)` before any of the group's requests is answered (for what readers must
-see by the time a client has its answer: the Redis bus server publishes balances there; and for
-the projector, which takes the events from memory), then `on_commit(last_seq)`. They must be
-quick: the next group waits for them.
+Two kinds of listener follow a durable group, in the syncer's thread and in commit order:
+`durable_listeners`, each called `(events, last_seq)` before any of the group's requests is
+answered (for what readers must see by the time a client has its answer: the Redis bus server
+publishes balances there; and for the projector, which takes the events from memory), then
+`on_commit(last_seq)`. They must be quick: the next durable group waits for them.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from ledger.core.commands import Request
-from ledger.core.machine import Event, Result, StateMachine
+from ledger.core.machine import Event, GroupOutcome, Result, StateMachine
 from ledger.eventstore.port import EventStore
 from ledger.interpreter import tune_for_writer
 from ledger.replay import verify_tail
@@ -52,6 +56,13 @@ IDLE_TICK_SECONDS = 0.5
 
 TAIL_VERIFY_EVENTS = 10_000
 """How many of the last events the writer re-hashes at start-up."""
+
+MAX_UNSYNCED_GROUPS = 2
+"""Groups written and not yet durable at most: one syncing, one being decided. The writer
+takes its next group from the queue only when one of them is durable, so requests queued
+meanwhile form one larger group instead of several small ones each waiting for a sync.
+Measured with `python -m bench http-distributed`: see docs/benchmarks.md, the fourteenth
+session."""
 
 
 class WriterError(Exception):
@@ -76,6 +87,17 @@ class PendingRequest:
         self.future: Future[list[Result]] = Future()
 
 
+class _Written:
+    """A group written to the store, waiting for a sync to make it durable."""
+
+    __slots__ = ("group", "outcome", "last_seq")
+
+    def __init__(self, group: list[PendingRequest], outcome: GroupOutcome, last_seq: int):
+        self.group = group
+        self.outcome = outcome
+        self.last_seq = last_seq
+
+
 _STOP = object()
 
 
@@ -86,6 +108,7 @@ class Writer:
         *,
         clock: Callable[[], int] = time.time_ns,
         max_group_commands: int = MAX_GROUP_COMMANDS,
+        max_unsynced_groups: int = MAX_UNSYNCED_GROUPS,
         on_commit: Callable[[int], None] | None = None,
     ) -> None:
         self.store = store
@@ -96,6 +119,12 @@ class Writer:
         self.durable_listeners: list[Callable[[list[Event], int], None]] = []
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._syncer: threading.Thread | None = None
+        # What the writer hands the syncer, in seq order: a list of written groups per hand-off
+        # (one slot of `_unsynced_slots` each); None tells it to finish.
+        self._written: queue.SimpleQueue = queue.SimpleQueue()
+        self.max_unsynced_groups = max_unsynced_groups
+        self._unsynced_slots = threading.Semaphore(max_unsynced_groups)
         self.machine: StateMachine | None = None
         # The last durable seq, for other threads: the state's own next_seq runs ahead of the
         # disk while a group is being decided, so it must not be read from outside.
@@ -123,6 +152,10 @@ class Writer:
         if self._thread is not None:
             raise WriterError("writer already started")
         self.recover()
+        self._syncer = threading.Thread(
+            target=self._sync_run, name=f"ledger-syncer-{self.ledger}", daemon=True
+        )
+        self._syncer.start()
         self._thread = threading.Thread(
             target=self._run, name=f"ledger-writer-{self.ledger}", daemon=True
         )
@@ -130,12 +163,13 @@ class Writer:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Finish what is queued, then stop the thread."""
+        """Finish what is queued, then stop the threads."""
         if self._thread is None:
             return
         self._queue.put(_STOP)
         self._thread.join(timeout)
-        self._thread = None
+        self._syncer.join(timeout)
+        self._thread = self._syncer = None
 
     @property
     def running(self) -> bool:
@@ -157,13 +191,19 @@ class Writer:
     # -- the writer thread ---------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._take_groups()
+        finally:
+            self._written.put(None)  # the syncer finishes what was written, then stops
+
+    def _take_groups(self) -> None:
         get = self._queue.get
         get_nowait = self._queue.get_nowait
         while True:
             try:
                 item = get(timeout=IDLE_TICK_SECONDS)
             except queue.Empty:
-                self.commit_group([])  # expires due holds, if any
+                self._write_group([])  # expires due holds, if any
                 continue
             if item is _STOP:
                 return
@@ -182,16 +222,34 @@ class Writer:
                 size += len(item.request.commands)
             small = [p for p in group if len(p.request.commands) <= SMALL_REQUEST_COMMANDS]
             if small and len(small) < len(group):
-                self.commit_group(small)
-                self.commit_group(
+                self._write_group(small)
+                self._write_group(
                     [p for p in group if len(p.request.commands) > SMALL_REQUEST_COMMANDS])
             else:
-                self.commit_group(group)
+                self._write_group(group)
             if stop:
                 return
 
+    def _write_group(self, group: list[PendingRequest]) -> None:
+        """Decide and write one group, and hand it to the syncer; first wait until fewer than
+        `max_unsynced_groups` are written and not yet durable."""
+        self._unsynced_slots.acquire()
+        written = self._decide(group)
+        if written:
+            self._written.put(written)  # the syncer frees the slot
+        else:
+            self._unsynced_slots.release()
+
     def commit_group(self, group: list[PendingRequest]) -> None:
-        """Decide and durably write one group, then resolve its futures."""
+        """Decide, write and sync one group, then resolve its futures, all in the calling
+        thread (for a writer that was recovered but not started: tests, benchmarks)."""
+        self._make_durable(self._decide(group))
+
+    def _decide(self, group: list[PendingRequest]) -> list[_Written]:
+        """Decide one group and write it: what was written, to be made durable in this order
+        (more than one group when a failed group was retried request by request, none when
+        nothing was written and no one waits for an answer). Futures of requests that failed
+        hold their error already."""
         machine = self.machine
         state = machine.state
         requests = [pending.request for pending in group]
@@ -204,36 +262,81 @@ class Writer:
             known = self.store.idempotency_records(scopes) if scopes else {}
             outcome = machine.execute(requests, self.clock(), known)
             if outcome.events or outcome.records:
-                self.store.append(outcome, state)
+                self.store.write(outcome, state)
         except Exception as exc:
             gc.enable()
             log.exception("group commit failed on ledger %s; reloading state", self.ledger)
             # Reload before answering, so a client that retries at once meets the state that
-            # is on disk, not the one that failed to get there.
+            # is in the store, not the one that failed to get there.
             self._reload()
             if len(group) != 1:
                 # One bad request must not fail the others: retry each on its own, so only
                 # the one that fails again is refused (an I/O failure refuses them all).
-                for pending in group:
-                    self.commit_group([pending])
-                return
+                return [written for pending in group for written in self._decide([pending])]
             error = WriteFailed(f"ledger {self.ledger}: the write failed and nothing was applied")
             error.__cause__ = exc
             group[0].future.set_exception(error)
-            return
+            return []
         gc.enable()
-        self.last_seq = state.next_seq - 1
+        if not (group or outcome.events):
+            return []
+        return [_Written(group, outcome, state.next_seq - 1)]
+
+    # -- the syncer thread ---------------------------------------------------------------------
+
+    def _sync_run(self) -> None:
+        get = self._written.get
+        get_nowait = self._written.get_nowait
+        finish = False
+        while not finish:
+            handed = [get()]
+            while True:  # every group written meanwhile: one sync makes them all durable
+                try:
+                    handed.append(get_nowait())
+                except queue.Empty:
+                    break
+            if handed[-1] is None:
+                finish = True
+                handed.pop()
+            if handed:
+                self._make_durable([written for groups in handed for written in groups])
+                for _ in handed:
+                    self._unsynced_slots.release()
+
+    def _make_durable(self, batch: list[_Written]) -> None:
+        """Sync the store, then publish and answer each group of `batch`, in order."""
+        if not batch:
+            return
+        try:
+            if any(written.outcome.events or written.outcome.records for written in batch):
+                self.store.sync()
+        except Exception as exc:
+            log.exception("sync failed on ledger %s; writer stops", self.ledger)
+            error = WriteFailed(
+                f"ledger {self.ledger}: the write could not be made durable; the writer stopped")
+            error.__cause__ = exc
+            for written in batch:
+                for pending in written.group:
+                    pending.future.set_exception(error)
+            self._queue.put(_STOP)  # the store refuses every call now
+            return
+        for written in batch:
+            self._answer(written)
+
+    def _answer(self, written: _Written) -> None:
+        outcome = written.outcome
+        self.last_seq = written.last_seq
         if outcome.events:
             for listener in self.durable_listeners:
                 try:
-                    listener(outcome.events, self.last_seq)
+                    listener(outcome.events, written.last_seq)
                 except Exception:
                     log.exception("durable-group listener failed on ledger %s", self.ledger)
-        for pending, results in zip(group, outcome.results, strict=True):
+        for pending, results in zip(written.group, outcome.results, strict=True):
             pending.future.set_result(results)
         if outcome.events and self.on_commit is not None:
             try:
-                self.on_commit(self.last_seq)
+                self.on_commit(written.last_seq)
             except Exception:
                 # Listeners catch up from the log on their next notification; the writer
                 # must not stop because one of them failed.

@@ -65,7 +65,7 @@ class MemoryEventStore(EventStore):
         state.next_seq, state.last_ts, state.head_hash = self._head
         return state
 
-    def append(self, outcome: GroupOutcome, state: LedgerState) -> None:
+    def write(self, outcome: GroupOutcome, state: LedgerState) -> None:
         self._check_open()
         events = outcome.events
         if events and events[0].seq != len(self._log):
@@ -87,6 +87,9 @@ class MemoryEventStore(EventStore):
         for hold_id, hold in touched_holds(outcome.events, state).items():
             self._holds[hold_id] = orjson.dumps(hold.to_dict())
         self._head = (state.next_seq, state.last_ts, state.head_hash)
+
+    def sync(self) -> None:
+        self._check_open()  # memory has nothing to sync; a closed store refuses as on disk
 
     def idempotency_records(self, scopes: list[bytes]) -> dict[bytes, IdempotencyRecord]:
         self._check_open()

@@ -1,10 +1,10 @@
 """The event-store port: what the writer and the readers need from a shard's storage.
 
-One store holds one shard (ledger). Only the shard's writer calls `append`; readers may call
-the query methods from other threads at any time. Everything `append` writes for one group
+One store holds one shard (ledger). Only the shard's writer calls `write` and `sync`; readers
+may call the query methods from other threads at any time. Everything `write` writes for one group
 commit becomes durable together, or not at all: the log entries, the indexes, the idempotency
 records, the current account and hold states and the log head. Nothing is acknowledged to a
-client before `append` has returned.
+client before a `sync` that began after its group's `write` has returned.
 
 Two implementations: `MemoryEventStore` for fast unit tests and `RocksEventStore` for real use.
 `tests/unit/eventstore_contract.py` is the one contract both must pass.
@@ -38,10 +38,23 @@ class EventStore(ABC):
         last ts), read from the stored current state, not by replaying the log."""
 
     @abstractmethod
+    def write(self, outcome: GroupOutcome, state: LedgerState) -> None:
+        """Write one group commit: `outcome.events` (already sealed), their index entries,
+        `outcome.records`, and the states of the accounts and holds they touched as they now
+        are in `state`, plus the new head. One atomic write, not yet durable: this store's
+        readers may see it at once, and a crash before the next `sync` may lose it."""
+
+    @abstractmethod
+    def sync(self) -> None:
+        """Make every group written so far durable. May run in another thread than `write`,
+        at the same time (the writer decides its next group while the disk syncs the last).
+        If it fails, the store refuses every later call: what reached the disk is known only
+        after reopening it."""
+
     def append(self, outcome: GroupOutcome, state: LedgerState) -> None:
-        """Durably write one group commit: `outcome.events` (already sealed), their index
-        entries, `outcome.records`, and the states of the accounts and holds they touched as
-        they now are in `state`, plus the new head. One atomic, synced write."""
+        """`write` and `sync`: one durable group commit."""
+        self.write(outcome, state)
+        self.sync()
 
     @abstractmethod
     def idempotency_records(self, scopes: list[bytes]) -> dict[bytes, IdempotencyRecord]:

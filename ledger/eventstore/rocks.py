@@ -1,9 +1,9 @@
 """The RocksDB event store: one database per shard, one column family per kind of record.
 
-Key invariant: every group commit is ONE `WriteBatch` whose WAL record is synced before
-`append` returns, so the log entries, their indexes, the idempotency records, the touched
-account and hold states and the head are durable together or not at all, and a reader never
-sees half a group.
+Key invariant: every group commit is ONE `WriteBatch` (`write`), and nothing of it is
+acknowledged before a `sync` of the WAL that began after it has returned, so the log entries,
+their indexes, the idempotency records, the touched account and hold states and the head are
+durable together or not at all, and a reader never sees half a group.
 
 Column families (all keys and values are raw bytes; integers are big-endian so that byte order
 is numeric order):
@@ -178,7 +178,7 @@ class RocksEventStore(EventStore):
         self._write_options = WriteOptions()
         self._write_options.sync = sync
         self._group_write_options = WriteOptions()
-        self._group_write_options.sync = False  # `append` syncs the WAL itself
+        self._group_write_options.sync = False  # `sync` syncs the WAL
         self._unsynced: str | None = None  # why the store refuses calls after a failed sync
         self._check_ledger(writable)
         self._next_seq = self._read_head()[0]
@@ -232,7 +232,7 @@ class RocksEventStore(EventStore):
         state.next_seq, state.last_ts, state.head_hash = self._read_head()
         return state
 
-    def append(self, outcome: GroupOutcome, state: LedgerState) -> None:
+    def write(self, outcome: GroupOutcome, state: LedgerState) -> None:
         self._check_open()
         events = outcome.events
         if events and events[0].seq != self._next_seq:
@@ -261,21 +261,23 @@ class RocksEventStore(EventStore):
         try:
             self._db.write(batch, self._group_write_options)
         except Exception as exc:  # rocksdict raises plain Exception for I/O errors
-            raise EventStoreError(f"append of seq {self._next_seq}.. failed: {exc}") from exc
-        if self._sync:
-            self._sync_wal()
+            raise EventStoreError(f"write of seq {self._next_seq}.. failed: {exc}") from exc
         self._next_seq = state.next_seq
 
-    def _sync_wal(self) -> None:
+    def sync(self) -> None:
         """Sync the WAL (RocksDB's FlushWAL(sync=true): every WAL file written since the last
-        sync, and the WAL directory after a new file); the GIL is released meanwhile."""
+        sync, and the WAL directory after a new file; safe beside a concurrent `write`, whose
+        record the next sync covers); the GIL is released meanwhile. A store opened with
+        `sync=False` skips it."""
+        self._check_open()
+        if not self._sync:
+            return
         try:
             self._db.flush_wal(True)
         except Exception as exc:
             self._unsynced = (
-                f"event store at {self.path}: syncing the WAL of the group from seq "
-                f"{self._next_seq} failed ({exc}); what is durable is known only after "
-                f"reopening the shard")
+                f"event store at {self.path}: syncing the WAL up to seq {self._next_seq - 1} "
+                f"failed ({exc}); what is durable is known only after reopening the shard")
             raise EventStoreError(self._unsynced) from exc
 
     def idempotency_records(self, scopes: list[bytes]) -> dict[bytes, IdempotencyRecord]:

@@ -84,15 +84,15 @@ def test_concurrent_clients_share_group_commits_and_everything_is_durable(writer
 
 
 class FailingOnce(RocksEventStore):
-    """A real store whose next append fails once, as a full disk would."""
+    """A real store whose next write fails once, as a full disk would."""
 
     fail_next = False
 
-    def append(self, outcome, state):
+    def write(self, outcome, state):
         if self.fail_next:
             self.fail_next = False
             raise OSError("No space left on device")
-        super().append(outcome, state)
+        super().write(outcome, state)
 
 
 def test_a_failed_write_acknowledges_nothing_and_the_writer_carries_on(path):
@@ -122,10 +122,10 @@ def test_a_failed_write_acknowledges_nothing_and_the_writer_carries_on(path):
 class RefusingPoison(RocksEventStore):
     """A real store that cannot write any group holding the command keyed "poison"."""
 
-    def append(self, outcome, state):
+    def write(self, outcome, state):
         if any(e.body["idempotency_key"] == "poison" for e in outcome.events):
             raise OSError("simulated failure tied to one request")
-        super().append(outcome, state)
+        super().write(outcome, state)
 
 
 def test_a_request_that_breaks_its_group_fails_alone(path):
@@ -260,11 +260,17 @@ def test_small_requests_are_committed_ahead_of_the_bulk_queued_with_them(path):
     writer = Writer(store).start()
     try:
         open_and_fund(writer, ["a", "b"])
-        # Hold the writer in a group while a bulk request and then a lone payment queue up.
+        # Hold the writer while a bulk request and then a lone payment queue up: the first
+        # blocker holds the syncer in its listener, the others fill the groups the writer may
+        # have written and not yet made durable, so it takes no more from its queue.
         release = threading.Event()
         writer.durable_listeners.append(lambda events, last_seq: release.wait(10))
-        blocker = writer.submit(Request([Command("mint", "block", account=acc("a"), amount=1)]))
-        time.sleep(0.2)
+        blockers = []
+        for i in range(writer.max_unsynced_groups):
+            blockers.append(writer.submit(
+                Request([Command("mint", f"block-{i}", account=acc("a"), amount=1)])))
+            time.sleep(0.2)
+        blocker = blockers[-1]
         bulk = writer.submit(Request([
             Command("transfer", f"bulk-{i}", account=acc("a"), to=acc("b"), amount=1)
             for i in range(50)]))
@@ -279,5 +285,97 @@ def test_small_requests_are_committed_ahead_of_the_bulk_queued_with_them(path):
         assert blocked.seq < paid.seq < moved[0].seq
         assert [r.seq for r in moved] == list(range(paid.seq + 1, paid.seq + 51))
     finally:
+        writer.stop()
+        store.close()
+
+
+class SlowSync(RocksEventStore):
+    """A real store whose syncs wait until the test lets them finish (or fail)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.syncing = threading.Event()
+        self.release = threading.Event()
+        self.fail = False
+        self.written: list[int] = []  # last seq of each group written
+
+    def write(self, outcome, state):
+        super().write(outcome, state)
+        self.written.append(state.next_seq - 1)
+
+    def sync(self):
+        self.syncing.set()
+        assert self.release.wait(10)
+        if self.fail:
+            self._unsynced = "the test's disk failed"
+        super().sync()
+
+
+def _wait_for(condition, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_the_next_group_is_decided_while_the_last_one_syncs_and_answered_after_it(path):
+    store = SlowSync(path, LEDGER)
+    store.release.set()
+    writer = Writer(store).start()
+    heard: list[int] = []
+    writer.durable_listeners.append(lambda events, last_seq: heard.append(last_seq))
+    try:
+        open_and_fund(writer, ["a", "b"])
+        store.release.clear()
+        store.syncing.clear()
+        first = writer.submit(Request([Command("transfer", "t1", account=acc("a"), to=acc("b"),
+                                               amount=1)]))
+        assert store.syncing.wait(10)
+        written = len(store.written)
+        second = writer.submit(Request([Command("transfer", "t2", account=acc("b"),
+                                                to=acc("a"), amount=2)]))
+        # Written while the first group syncs, and neither is answered before its sync.
+        _wait_for(lambda: len(store.written) == written + 1)
+        assert not first.done() and not second.done()
+        assert writer.last_seq < store.written[-2]
+
+        store.release.set()
+        [one], [two] = first.result(10), second.result(10)
+        assert one.ok and two.ok and one.seq < two.seq
+        assert heard[-2:] == [one.seq, two.seq] and writer.last_seq == two.seq
+    finally:
+        store.release.set()
+        writer.stop()
+        store.close()
+
+
+def test_a_failed_sync_fails_every_group_written_since_and_the_writer_stops(path):
+    store = SlowSync(path, LEDGER)
+    store.release.set()
+    writer = Writer(store).start()
+    try:
+        open_and_fund(writer, ["a", "b"])
+        acknowledged = writer.last_seq
+        store.release.clear()
+        store.syncing.clear()
+        first = writer.submit(Request([Command("transfer", "t1", account=acc("a"), to=acc("b"),
+                                               amount=1)]))
+        assert store.syncing.wait(10)
+        second = writer.submit(Request([Command("transfer", "t2", account=acc("b"),
+                                                to=acc("a"), amount=2)]))
+        _wait_for(lambda: store.written[-1] > acknowledged + 1)
+        store.fail = True
+        store.release.set()
+
+        for future in (first, second):
+            with pytest.raises(WriteFailed, match="could not be made durable"):
+                future.result(10)
+        assert writer.last_seq == acknowledged
+        _wait_for(lambda: not writer.running)
+        with pytest.raises(WriterStopped):
+            writer.submit(Request([Command("transfer", "t3", account=acc("a"), to=acc("b"),
+                                           amount=1)]))
+    finally:
+        store.release.set()
         writer.stop()
         store.close()
