@@ -10,16 +10,19 @@ against 23,800 (21,200-32,800 against 21,400-28,500; one pair of the six lost 11
 the whole stack's CPU per transfer fell from 65-84 µs to 59-71 in five pairs of the six.
 
 Set `LEDGERFS_WRITER_CPUS` to CPU numbers ("3", "2,3" or "2-3"): `ledger_writer` processes then
-run only there, and every other process of the distributed stack (web workers, Celery, the
-monitor, the projector: they all load the settings first) only on the remaining CPUs. Unset,
-or in embedded mode (one process for everything), the OS places everything as it likes.
+run only there, except RocksDB's own background threads (`place_storage_threads`), and every
+other process of the distributed stack (web workers, Celery, the monitor, the projector: they
+all load the settings first) only on the remaining CPUs. Unset, or in embedded mode (one
+process for everything), the OS places everything as it likes.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 ENV = "LEDGERFS_WRITER_CPUS"
+STORAGE_THREADS_NICE = 10
 
 
 class CpuSettingError(ValueError):
@@ -71,3 +74,28 @@ def place_other(environ=os.environ) -> None:
         rest = os.sched_getaffinity(0) - cpus
         if rest:
             os.sched_setaffinity(0, rest)
+
+
+def place_storage_threads(environ=os.environ) -> None:
+    """Move this process's RocksDB background threads (memtable flushes and compactions,
+    named `rocksdb:*`; RocksDB starts them when it opens its first database) off the writers'
+    CPUs, onto every other CPU of the machine, at nice 10.
+
+    Why: they hold no interpreter lock, so they need not share the writer's CPU, where under
+    load they took a tenth of it (2.3 µs of CPU per transfer, `python -m bench
+    http-distributed`); moved, three alternating pairs gave 51,136 / 53,005 / 52,029
+    transfers/s against 48,675 / 49,516 / 49,307. On the other CPUs they competed with the
+    web workers, and the balance reads' p95 went from 8-10 ms to 14-18; at nice 10 they take
+    what the web leaves (balance p95 8.8-11.1 ms). Flushes still keep up: that CPU is not
+    saturated. Figures: docs/benchmarks.md, the fourteenth session."""
+    cpus = writer_cpus(environ)
+    if cpus is None:
+        return
+    rest = frozenset(range(os.cpu_count() or 1)) - cpus
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            if (task / "comm").read_text().startswith("rocksdb:"):
+                os.sched_setaffinity(int(task.name), rest)
+                os.setpriority(os.PRIO_PROCESS, int(task.name), STORAGE_THREADS_NICE)
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the thread ended meanwhile

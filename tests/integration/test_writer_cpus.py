@@ -1,5 +1,6 @@
-"""A writer started with `LEDGERFS_WRITER_CPUS` runs on those CPUs, every one of its threads
-(bus reader, writer, replier, stream publisher, projector) included: the real process, its
+"""A writer started with `LEDGERFS_WRITER_CPUS` runs on those CPUs, every one of its Python
+threads (bus reader, writer, syncer, replier, stream publisher, projector) included, and
+RocksDB's background threads on the others, at a lower priority: the real process, its
 placement read from /proc."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from config.cpus import ENV, parse_cpus
+from config.cpus import ENV, STORAGE_THREADS_NICE, parse_cpus
 from tests.support.services import WriterProcess, service_env
 
 CORES = os.cpu_count() or 1
@@ -23,7 +24,7 @@ def allowed_cpus(task: Path) -> frozenset[int]:
 
 
 @pytest.mark.skipif(CORES < 2, reason="pinning needs at least two CPUs")
-def test_every_thread_of_the_writer_runs_on_the_writers_cpus(
+def test_the_writers_threads_run_on_its_cpus_and_rocksdbs_on_the_others(
     tmp_path, postgres_url, redis_url, redis_server
 ):
     last = CORES - 1
@@ -32,8 +33,17 @@ def test_every_thread_of_the_writer_runs_on_the_writers_cpus(
     writer = WriterProcess("EUR", env, tmp_path / "writer.log").start(redis_server.client())
     try:
         tasks = list(Path(f"/proc/{writer.process.pid}/task").iterdir())
-        placements = {task.name: allowed_cpus(task) for task in tasks}
+        placements = {(task / "comm").read_text().strip() + "/" + task.name: allowed_cpus(task)
+                      for task in tasks}
+        niceness = {task.name: int((task / "stat").read_text().rsplit(")", 1)[1].split()[16])
+                    for task in tasks if (task / "comm").read_text().startswith("rocksdb:")}
     finally:
         writer.stop()
-    assert len(placements) >= 5, placements  # main, writer, replier, publisher, projector
-    assert set(placements.values()) == {frozenset({last})}, placements
+    ours = {name: cpus for name, cpus in placements.items() if not name.startswith("rocksdb:")}
+    rocksdb = {name: cpus for name, cpus in placements.items() if name.startswith("rocksdb:")}
+    # main, writer, syncer, replier, publisher, projector
+    assert len(ours) >= 6, placements
+    assert set(ours.values()) == {frozenset({last})}, placements
+    assert rocksdb, placements  # flush and compaction
+    assert set(rocksdb.values()) == {frozenset(range(last))}, placements
+    assert set(niceness.values()) == {STORAGE_THREADS_NICE}, niceness

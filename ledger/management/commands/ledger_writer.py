@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import OperationalError
 
-from config.cpus import place_writer
+from config.cpus import place_storage_threads, place_writer
 from ledger.group_feed import GroupFeed
 from ledger.models import Ledger
 from ledger.runtime import BackgroundProjector, shards_root
@@ -51,6 +51,7 @@ class Command(BaseCommand):
         self._register(ledger, scale)
 
         wired = WiredWriter(ledger, settings.REDIS_URL, project=not no_project)
+        place_storage_threads()  # RocksDB started them when the shard opened
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: wired.server.stop())
         self.stdout.write(
