@@ -308,8 +308,9 @@ class Writer:
         if not batch:
             return
         try:
-            if any(written.outcome.events or written.outcome.records for written in batch):
-                self.store.sync()
+            # Even for groups that wrote nothing (all rejected): their answers were decided on
+            # the groups written before them, which must be durable first.
+            self.store.sync()
         except Exception as exc:
             log.exception("sync failed on ledger %s; writer stops", self.ledger)
             error = WriteFailed(
