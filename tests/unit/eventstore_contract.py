@@ -51,6 +51,8 @@ class Driver:
         self.machine = StateMachine(self.state)
         self.now_ns = max(now_ns, self.state.last_ts)
         self.events: list[Event] = []
+        # False: groups are only written, as the writer does while the last one syncs.
+        self.syncing = True
         if self.state.next_seq == 0:
             self._append(self.machine.genesis(self.now_ns))
 
@@ -71,7 +73,10 @@ class Driver:
         return self.commit([Request(commands)], now_ns)
 
     def _append(self, outcome: GroupOutcome) -> None:
-        self.store.append(outcome, self.state)
+        if self.syncing:
+            self.store.append(outcome, self.state)
+        else:
+            self.store.write(outcome, self.state)
         self.events.extend(outcome.events)
 
     def open_accounts(self, count: int, balance: int = 0) -> list[str]:
@@ -282,6 +287,25 @@ class EventStoreContract:
         assert store.head() == head
         assert len(list(store.read())) == head[0] + 1
 
+    def test_written_groups_are_read_before_their_sync_and_kept_after_it(
+        self, store: EventStore, tmp_path: Path
+    ) -> None:
+        driver = Driver(store)
+        payer, payee = driver.open_accounts(2, balance=100)
+        driver.syncing = False
+        first = driver.run([cmd("transfer", account=payer, to=payee, amount=30)])
+        second = driver.run([cmd("transfer", account=payer, to=payee, amount=20)])
+        # Written, not yet synced: the store answers from both, and the second continued the
+        # log after the first.
+        assert [r.seq for r in first.results[0] + second.results[0]] == [
+            store.head()[0] - 1, store.head()[0]]
+        assert compare_states(store.load(), driver.state) == []
+        assert set(store.idempotency_records(list(second.records))) == set(second.records)
+        store.sync()
+        store = self.restart(store, tmp_path)
+        assert compare_states(store.load(), driver.state) == []
+        assert store.load().accounts[payee].balances["available"] == 150
+
     def test_calls_after_close_fail(self, store: EventStore) -> None:
         store.close()
         store.close()  # closing twice is harmless
@@ -289,6 +313,8 @@ class EventStoreContract:
             store.head()
         with pytest.raises(EventStoreError):
             store.load()
+        with pytest.raises(EventStoreError):
+            store.sync()
 
     # -- idempotency ---------------------------------------------------------------------------
 
