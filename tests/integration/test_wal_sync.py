@@ -19,6 +19,7 @@ from ledger.core.state import account_id_for
 from ledger.eventstore.port import EventStoreError
 from ledger.eventstore.rocks import RocksEventStore
 from ledger.writer import WriteFailed, Writer, WriterStopped
+from tests.support.failing_disk import SyncFails
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUPS = 6
@@ -68,19 +69,6 @@ def test_every_group_commit_syncs_its_wal_record_before_it_returns(tmp_path: Pat
     assert groups == GROUPS
 
 
-class _SyncFails:
-    """The store's RocksDB handle, except that syncing the WAL fails as a dying disk would."""
-
-    def __init__(self, db) -> None:
-        self._db = db
-
-    def flush_wal(self, sync: bool) -> None:
-        raise Exception("IO error: While fdatasync: Input/output error")  # as rocksdict raises
-
-    def __getattr__(self, name: str):
-        return getattr(self._db, name)
-
-
 def test_after_a_failed_sync_nothing_is_acknowledged_and_the_writer_stops(tmp_path: Path):
     store = RocksEventStore(tmp_path / "EUR", "EUR")
     writer = Writer(store).start()
@@ -89,7 +77,7 @@ def test_after_a_failed_sync_nothing_is_acknowledged_and_the_writer_stops(tmp_pa
         writer.execute(Request([Command("open_account", "open-a", did="did:a"),
                                 Command("open_account", "open-b", did="did:b"),
                                 Command("mint", "mint-a", account=a, amount=100)]))
-        store._db = _SyncFails(store._db)
+        store._db = SyncFails(store._db)
 
         future = writer.submit(Request([Command("transfer", "t1", account=a, to=b, amount=60)]))
 

@@ -17,6 +17,7 @@ from ledger.core.state import account_id_for
 from ledger.eventstore.rocks import RocksEventStore
 from ledger.replay import compare_states, replay
 from ledger.writer import PendingRequest, WriteFailed, Writer, WriterStopped
+from tests.support.failing_disk import SyncFails
 
 LEDGER = "EUR"
 SECOND = 1_000_000_000
@@ -307,7 +308,7 @@ class SlowSync(RocksEventStore):
         self.syncing.set()
         assert self.release.wait(10)
         if self.fail:
-            self._unsynced = "the test's disk failed"
+            self._db = SyncFails(self._db)
         super().sync()
 
 
