@@ -16,8 +16,10 @@ django.setup(set_prefix=False)
 # Imported once Django is set up: the handler loads the middleware.
 from config.asgi_http import SyncChainASGIHandler  # noqa: E402
 from ledger.interpreter import tune_for_throughput  # noqa: E402
+from ledger.runtime import open_followers  # noqa: E402
 
 tune_for_throughput()
+open_followers()
 
 django_application = SyncChainASGIHandler()
 

@@ -1,7 +1,8 @@
 """This process's ledger runtime: the shard registry, the command bus and the projector.
 
-Created lazily on first use, never at import or app start-up, so management commands that do
-not touch the ledger (migrate, makemigrations, ...) never open a RocksDB shard.
+Created lazily on first use, never at import, so management commands that do not touch the
+ledger (migrate, makemigrations, ...) never open a RocksDB shard. The one start-up use is a
+distributed web process opening its followers before it serves (`open_followers`).
 
 - Embedded (`LEDGERFS_BUS = "inprocess"`): this process runs every shard's writer in a thread
   (`ShardRegistry`) behind an `InProcessBus`. `LEDGERFS_PROJECTOR = "thread"` keeps the read
@@ -111,6 +112,14 @@ def runtime() -> Runtime:
                 # distributed mode `manage.py monitor` does this from the Redis stream.
                 monitoring_attach(_runtime)
         return _runtime
+
+
+def open_followers() -> None:
+    """In distributed mode, open the shards that exist now (`FollowerRegistry.open_existing`);
+    nothing in embedded mode, whose writers start with the first request as before. Called by
+    the ASGI application as it loads, before its server accepts connections."""
+    if settings.LEDGERFS_BUS == "redis":
+        runtime().shards.open_existing()
 
 
 def shutdown() -> None:

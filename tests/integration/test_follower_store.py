@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ledger.eventstore.rocks import RocksEventStore
-from ledger.shards import FollowerStore
+from ledger.shards import FollowerRegistry, FollowerStore
 from tests.unit.eventstore_contract import LEDGER, Driver, cmd
 
 
@@ -38,3 +38,25 @@ def test_a_read_at_a_seq_the_follower_holds_does_not_catch_up(tmp_path: Path) ->
     finally:
         follower.close()
         writer_store.close()
+
+
+def test_a_registry_opens_every_existing_shard_ahead_of_use(tmp_path: Path, caplog) -> None:
+    root = tmp_path / "shards"
+    writers = [RocksEventStore(root / code, code) for code in ("EUR", "USD")]
+    (root / "GBP").mkdir()
+    (root / "GBP" / "CURRENT").write_text("not a RocksDB manifest name\n")  # cannot be opened
+    registry = FollowerRegistry(root, tmp_path / "secondary", lambda code: None)
+    try:
+        assert registry.open_existing() == ["EUR", "USD"]
+        # Opened then, not on first use: each has its secondary instance's files already,
+        # and asking for the shard again gives the instance opened.
+        for code in ("EUR", "USD"):
+            (instance,) = (tmp_path / "secondary" / code).iterdir()
+            assert any(instance.iterdir())
+        eur = registry.get("EUR")
+        assert registry.get("EUR") is eur and eur.store.head()[0] == writers[0].head()[0]
+        assert "ledger GBP not opened at start-up" in caplog.text
+    finally:
+        registry.close()
+        for writer in writers:
+            writer.close()
