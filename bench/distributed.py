@@ -397,7 +397,9 @@ def _load(stack: Stack, ids: dict[str, list[str]], args: argparse.Namespace) -> 
         "batches": len(batch_latencies),
         "p50_batch_ms": ms(batch_latencies, 0.50), "p95_batch_ms": ms(batch_latencies, 0.95),
         "loaded_p50_ms": ms(write_latencies, 0.50), "loaded_p95_ms": ms(write_latencies, 0.95),
+        "loaded_p99_ms": ms(write_latencies, 0.99),
         "balance_reads": len(read_latencies),
         "balance_p50_ms": ms(read_latencies, 0.50), "balance_p95_ms": ms(read_latencies, 0.95),
+        "balance_p99_ms": ms(read_latencies, 0.99), "balance_max_ms": ms(read_latencies, 1.0),
         "read_rate": args.read_rate,
     }
