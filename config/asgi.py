@@ -23,6 +23,14 @@ open_followers()
 
 django_application = SyncChainASGIHandler()
 
+from django.urls import get_resolver  # noqa: E402
+
+# Django imports the URLconf (the API's routers, the admin) for the first request it handles:
+# a quarter of a second on an idle machine, more under load, and every request of this process
+# waited behind it (a worker whose first balance read came mid-run, `python -m bench
+# http-distributed`). Done here, before the server accepts connections.
+get_resolver().resolve("/")
+
 from django.conf import settings  # noqa: E402
 
 from ledger.api.fastlane import FastLane  # noqa: E402

@@ -99,3 +99,11 @@ def test_the_web_process_collects_on_the_throughput_schedule():
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_web_process_imports_its_urlconf_before_the_first_request():
+    probe = ("import sys, config.asgi; "
+             "assert 'config.urls' in sys.modules and 'ledger.urls' in sys.modules")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
