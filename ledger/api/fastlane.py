@@ -46,7 +46,14 @@ from apiaccess.errors import ApiError, api_error_response, error_response
 from apiaccess.keys import api_key_remembered, api_key_renew, api_key_renewal_due
 from apiaccess.models import ApiKey
 from ledger.api.accounts import balance_account, balance_body
-from ledger.api.batch import batch_commands, batch_ledger, batch_parse, results_json
+from ledger.api.batch import (
+    batch_commands,
+    batch_ledger,
+    batch_parse,
+    batch_rows,
+    reply_json,
+    results_json,
+)
 from ledger.api.execution import idempotency_keys_normalize, ledger_failures
 from ledger.api.reads import balance_now, balance_view
 from ledger.core.commands import Request
@@ -59,6 +66,7 @@ from ledger.permissions import (
 )
 from ledger.runtime import runtime
 from ledger.shards import UnknownLedger
+from ledger.transport.redis_bus import BusReply
 from ledger.transport.redis_loop import LoopBalances
 
 log = logging.getLogger(__name__)
@@ -301,19 +309,29 @@ async def _blocking(function, *args):
 def _submitted(body: bytes, key: ApiKey) -> tuple[EventStore, Future[list[Result]]] | None:
     """Sends the batch to its ledger's writer: (the ledger's store, the writer's future), or
     None when Django must answer (see the module docstring). Raises `ApiError` when the
-    ledger cannot take it."""
+    ledger cannot take it.
+
+    In distributed mode the body goes to the bus as `batch_rows` reads it when it can: no
+    `Command` is built in this process, only the bus request's bytes."""
+    client = key.client.command_client
+    encoded = batch_rows(body, client) if runtime().distributed else None
     try:
-        items, atomic, ledger = batch_parse(body)
-        ledger = batch_ledger(items, ledger)
+        if encoded is not None:
+            ledger, request = encoded
+        else:
+            items, atomic, ledger = batch_parse(body)
+            ledger = batch_ledger(items, ledger)
         store = runtime().shards.get(ledger).store
     except (ApiError, UnknownLedger):
         return None
-    commands = batch_commands(items, key.client.command_client)
-    if any(command.type == "open_account" for command in commands):
-        return None
-    idempotency_keys_normalize(commands)
+    if encoded is None:
+        commands = batch_commands(items, client)
+        if any(command.type == "open_account" for command in commands):
+            return None
+        idempotency_keys_normalize(commands)
+        request = Request(commands, atomic)
     with ledger_failures(ledger):
-        return store, runtime().bus.submit(ledger, Request(commands, atomic))
+        return store, runtime().bus.submit(ledger, request)
 
 
 async def _settled(future: Future, timeout: float) -> None:
@@ -331,6 +349,10 @@ async def _settled(future: Future, timeout: float) -> None:
 
 
 def _results_body(future: Future[list[Result]], store: EventStore) -> bytes:
+    if isinstance(future, BusReply):
+        body = reply_json(*future.reply())
+        if body is not None:
+            return body
     return results_json(future.result(), store)
 
 

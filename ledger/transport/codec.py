@@ -60,7 +60,25 @@ def _loads(data: bytes) -> Any:
 
 # -- requests -------------------------------------------------------------------------------------
 
-def request_encode(request_id: str, reply_to: str, deadline_ms: int, request: Request) -> bytes:
+class EncodedCommands:
+    """A request whose commands are already the JSON list of their rows (each row the fields
+    of `Command.__slots__` in order), as the web reads a transfers body straight into it
+    (`ledger.api.batch.batch_rows`); `request_encode` puts the list in as it is."""
+
+    __slots__ = ("rows", "atomic", "count")
+
+    def __init__(self, rows: bytes, atomic: bool, count: int) -> None:
+        self.rows = rows
+        self.atomic = atomic
+        self.count = count
+
+
+def request_encode(
+    request_id: str, reply_to: str, deadline_ms: int, request: Request | EncodedCommands
+) -> bytes:
+    if type(request) is EncodedCommands:
+        head = orjson.dumps([request_id, reply_to, deadline_ms, request.atomic])
+        return b"".join((_ORJSON, head[:-1], b",", request.rows, b"]"))
     # One C call per command for all its fields (a getattr per field cost ~1.5 µs a command).
     fields = _command_fields
     commands = [fields(command) for command in request.commands]

@@ -130,11 +130,14 @@ class RedisBus(CommandBus):
         self._stopping = threading.Event()
         self._dispatcher: threading.Thread | None = None
 
-    def submit(self, ledger: str, request: Request) -> Future[list[Result]]:
+    def submit(
+        self, ledger: str, request: Request | codec.EncodedCommands
+    ) -> Future[list[Result]]:
+        """As `CommandBus.submit`; the request may also be one encoded already."""
         self._ensure_dispatcher()
         request_id = uuid.uuid4().hex
         deadline = time.time() + self.timeout_seconds
-        future = _Reply()
+        future = BusReply()
         with self._lock:
             self._pending[request_id] = (deadline, future)
         data = codec.request_encode(request_id, self.reply_key, int(deadline * 1000), request)
@@ -221,11 +224,12 @@ class RedisBus(CommandBus):
                 future.set_exception(TimeoutError("the ledger did not confirm in time"))
 
 
-class _Reply(Future):
+class BusReply(Future):
     """The future of a request sent over the bus. The dispatcher resolves it with the reply's
     rows and bytes, and the results are built by the thread that asks for them: a process's
     one dispatcher then never builds a thousand results while the reply to a lone payment
-    waits behind them."""
+    waits behind them. A caller that needs no `Result` objects reads the reply as it came
+    (`reply`): the fast lane writes its response from it."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -235,6 +239,11 @@ class _Reply(Future):
         if self._results is None:
             self._results = codec.reply_results(*super().result(timeout))
         return self._results
+
+    def reply(self, timeout: float | None = None) -> tuple[list, bytes, int]:
+        """(the header's rows, the reply's bytes, the offset of the events' bytes in them),
+        as `codec.reply_header` read them; raises as `result` does."""
+        return super().result(timeout)
 
 
 _NOTHING = object()
