@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from urllib.parse import parse_qsl
 
@@ -93,9 +95,8 @@ class FastLane:
         self._balances: LoopBalances | None = None
         self._renewals = _Renewals()
 
-    def _renew_if_due(self, key: ApiKey) -> None:
-        if api_key_renewal_due(key):
-            self._renewals.start(("key", key.key_hash), api_key_renew, key)
+    def _watch_key(self, key: ApiKey) -> None:
+        self._renewals.watch(("key", key.key_hash), api_key_renewal_due, api_key_renew, key)
 
     @property
     def _loop_balances(self) -> LoopBalances | None:
@@ -141,9 +142,9 @@ class FastLane:
         user = key.client.user
         if store is None or account_view_remembered(user, account_id) is not True:
             return None
-        self._renew_if_due(key)
-        if account_view_renewal_due(user):
-            self._renewals.start(("user", user.pk), account_view_renew, user)
+        self._watch_key(key)
+        self._renewals.watch(("user", user.pk), account_view_renewal_due, account_view_renew,
+                             user)
         balances = self._loop_balances
         current = await balances.read(ledger, account_id) if balances is not None else None
         try:
@@ -163,7 +164,7 @@ class FastLane:
         key = _key(scope, "write") if body is not None else None
         if key is None:
             return unanswered
-        self._renew_if_due(key)
+        self._watch_key(key)
         # A large batch is parsed and answered in the executor: on the loop it would hold up
         # every other request of this process for its milliseconds of work.
         run = _off_loop if len(body) > INLINE_BODY_BYTES or runtime().distributed else _inline
@@ -195,6 +196,13 @@ class FastLane:
         await send({"type": "http.response.body", "body": body})
 
 
+KEEP_WARM_SECONDS = 60.0
+"""How long after the last request that used it an entry is still renewed before it expires."""
+SWEEP_SECONDS = 0.5
+"""How often the entries kept warm are looked at: well within their renewal window (the last
+second before they expire)."""
+
+
 class _Renewals:
     """Renews what the lane answers from (a remembered API key, a user's permissions) shortly
     before it expires, in Django's thread for synchronous code, one renewal per subject at a
@@ -203,15 +211,42 @@ class _Renewals:
     Why: an expired entry sent the next request to Django, which looked it up again while the
     lane's requests behind it took the full path too. Under the distributed benchmark's load,
     each web process did so every 5 s, reloading 10,000 grants, and a balance read that came
-    meanwhile waited for it."""
+    meanwhile waited for it.
+
+    An entry is renewed while it is in use (`watch`: every request answered from it), and
+    for `KEEP_WARM_SECONDS` after its last request, by a sweep on the event loop: a worker that
+    the kernel gave none of a client's connections for a few seconds found the client's grants
+    expired, and its next read of theirs went to Django and reloaded them all (a read of 124 ms
+    in `python -m bench http-distributed`)."""
 
     def __init__(self) -> None:
         self._running: dict[tuple, asyncio.Task] = {}
+        self._watched: dict[tuple, tuple[float, Callable, Callable, tuple]] = {}
+        self._sweeper: asyncio.Task | None = None
+
+    def watch(self, subject: tuple, due: Callable[..., bool], renew: Callable, *args) -> None:
+        """`subject`'s entry answered a request: renew it (`renew(*args)`) when `due(*args)`,
+        now or at a sweep within `KEEP_WARM_SECONDS`."""
+        self._watched[subject] = (time.monotonic(), due, renew, args)
+        if due(*args):
+            self.start(subject, renew, *args)
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
 
     def start(self, subject: tuple, renew, *args) -> None:
         if subject not in self._running:
             self._running[subject] = asyncio.get_running_loop().create_task(
                 self._renew(subject, renew, args))
+
+    async def _sweep(self) -> None:
+        while self._watched:
+            await asyncio.sleep(SWEEP_SECONDS)
+            now = time.monotonic()
+            for subject, (used, due, renew, args) in list(self._watched.items()):
+                if now - used > KEEP_WARM_SECONDS:
+                    del self._watched[subject]
+                elif due(*args):
+                    self.start(subject, renew, *args)
 
     async def _renew(self, subject: tuple, renew, args: tuple) -> None:
         try:

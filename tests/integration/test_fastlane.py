@@ -277,6 +277,29 @@ def test_a_key_and_grants_in_use_are_renewed_before_they_expire(lane, django_app
     assert django_app.reached == []
 
 
+def test_a_key_and_grants_used_lately_are_renewed_while_no_request_comes(
+        lane, django_app, ledger, short_memory):
+    """A worker that got none of a client's requests for a while still answers the next one
+    from memory: what was used within `KEEP_WARM_SECONDS` is renewed without requests."""
+    key, ids = ledger
+    api_key_cache_clear()
+    grant_cache_clear()
+    _left_to_django(lane, django_app, "GET", "/api/v1/balances", status=200, key=key,
+                    query={"account": ids["alice"]})
+    django_app.reached.clear()
+    headers = [(b"host", b"testserver"), (b"authorization", f"Bearer {key}".encode())]
+    query = urlencode({"account": ids["alice"]}).encode()
+
+    async def read_then_pause_then_read() -> list[int]:
+        first = await exchange(lane, "GET", "/api/v1/balances", query=query, headers=headers)
+        await asyncio.sleep(3.5)  # more than twice the entries' 1.5 s
+        second = await exchange(lane, "GET", "/api/v1/balances", query=query, headers=headers)
+        return [first[0], second[0]]
+
+    assert asyncio.run(read_then_pause_then_read()) == [200, 200]
+    assert django_app.reached == []
+
+
 def test_a_renewal_finds_a_key_revoked_elsewhere_and_a_grant_taken_away(
         lane, django_app, ledger, short_memory):
     """The renewal asks the database again: what was revoked by another process is no longer
