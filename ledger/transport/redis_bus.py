@@ -428,13 +428,20 @@ class RedisBusServer:
                              >= MAX_BULK_REPLY_DEFERRAL_SECONDS):
                 self._send([deferred.popleft()[1]])
 
-    def _execute_packed(self, command: bytes) -> None:
-        """Send one command packed beforehand (`hset_command`) and wait for Redis's answer."""
+    def _execute(self, packed: list[bytes], commands: list[tuple]) -> None:
+        """Send the commands packed beforehand (`hset_command`) and then `commands`, all in one
+        write, and read every answer; raises the first error Redis answers.
+
+        One round trip, not one for the balances and another for the replies: Redis runs one
+        connection's commands in the order sent, so the balances are in place before any
+        reply is pushed, and a lone payment's reply no longer waits for the balances' answer
+        (about 3 ms under load, measured inside the writer process)."""
         pool = self._redis.connection_pool
         connection = pool.get_connection()
         try:
-            connection.send_packed_command([command])
-            connection.read_response()
+            connection.send_packed_command([*packed, *connection.pack_commands(commands)])
+            for _ in range(len(packed) + len(commands)):
+                connection.read_response()
         except BaseException:
             connection.disconnect()
             raise
@@ -480,18 +487,15 @@ class RedisBusServer:
             # Balances and the head go first: a reader that learns of an acknowledged write by
             # any route finds the write in the balances, and the head at least that far (it
             # catches its secondary instance up to it).
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.set(keys.head(self.ledger), last_seq)
+            commands: list[tuple] = [("SET", keys.head(self.ledger), last_seq)]
             for reply_to, data in replies:
-                pipe.lpush(reply_to, data)
-                pipe.expire(reply_to, REPLY_TTL_SECONDS)
+                commands.append(("LPUSH", reply_to, data))
+                commands.append(("EXPIRE", reply_to, REPLY_TTL_SECONDS))
             if entry_ids:
-                pipe.xack(self.stream_key, keys.BUS_GROUP, *entry_ids)
-                pipe.xdel(self.stream_key, *entry_ids)
+                commands.append(("XACK", self.stream_key, keys.BUS_GROUP, *entry_ids))
+                commands.append(("XDEL", self.stream_key, *entry_ids))
             try:
-                if balances is not None:
-                    self._execute_packed(balances)
-                pipe.execute()
+                self._execute([] if balances is None else [balances], commands)
                 self.requests_handled += len(batch)
                 return
             except CONNECTION_ERRORS:
