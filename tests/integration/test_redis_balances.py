@@ -162,6 +162,22 @@ def test_with_the_published_balances_lost_the_store_answers(stack):
     assert stack.follower.catch_ups == catch_ups + 1
 
 
+def test_a_reply_sent_again_after_a_lost_connection_leaves_no_stale_balance(stack):
+    """When the replier's connection is lost, what it wrote last may not have reached Redis:
+    a transfer whose balances went with the connection must not read as the balance before
+    it once its reply has come (the replier sends them again, before the reply)."""
+    stack.execute([Command("transfer", "t1", account=acc("n6"), to=acc("n7"), amount=3)])
+    assert acc("n6").encode() in stack.published()
+    admin = redis.Redis.from_url(stack.url)
+    # The replier's connection is the one whose last command ended its last write.
+    repliers = [c["id"] for c in admin.client_list() if c["cmd"] == "xdel"]
+    assert len(repliers) == 1
+    admin.client_kill_filter(_id=repliers[0])
+    stack.execute([Command("transfer", "t2", account=acc("n6"), to=acc("n7"), amount=4)])
+    assert stack.follower.account_now(acc("n6")) == stack.store.account_now(acc("n6"))
+    assert stack.store.account_now(acc("n6"))[0] == (0, 993, 0, 0, 0, 0)
+
+
 def test_one_hset_leaves_each_account_at_its_latest_snapshot(redis_url):
     # Groups name an account once per event that touched it, oldest first; the last wins.
     def event(seq: int, *pairs: tuple[str, bytes]) -> Event:
