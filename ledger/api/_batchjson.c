@@ -58,6 +58,19 @@ expect(Cursor *c, char ch)
     return 0;
 }
 
+/* After a member or an element: 1 when a ',' follows (another one comes), 0 when `close`
+ * does, -1 for anything else. */
+static int
+next_or_close(Cursor *c, char close)
+{
+    skip_space(c);
+    if (c->at < c->end && *c->at == ',') {
+        c->at++;
+        return 1;
+    }
+    return expect(c, close) < 0 ? -1 : 0;
+}
+
 /* A string of printable ASCII without escapes; the value spans its quotes. */
 static int
 plain_string(Cursor *c, Value *v)
@@ -142,6 +155,13 @@ member_name(Cursor *c, const char *const *names, int count)
         if ((Py_ssize_t)strlen(names[i]) == length && memcmp(names[i], text, length) == 0)
             return i;
     return count;
+}
+
+/* Whether a member was given a value other than null. */
+static int
+given(const Value *v)
+{
+    return v->kind != V_ABSENT && v->kind != V_NULL;
 }
 
 /* Whether `v` is the string `text`. */
@@ -243,12 +263,11 @@ put_value_or_null(RawBuffer *b, const Value *v)
 static int
 put_row(Batch *batch, Value *f)
 {
-    Value *account = f[F_FROM].kind == V_ABSENT || f[F_FROM].kind == V_NULL ? &f[F_ACCOUNT]
-                                                                           : &f[F_FROM];
+    Value *account = given(&f[F_FROM]) ? &f[F_FROM] : &f[F_ACCOUNT];
     RawBuffer *b = &batch->out;
     if (PUT_LITERAL(b, "[") < 0)
         return -1;
-    if (f[F_TYPE].kind == V_ABSENT || f[F_TYPE].kind == V_NULL) {
+    if (!given(&f[F_TYPE])) {
         if (PUT_LITERAL(b, "\"transfer\"") < 0)
             return -1;
     } else if (raw_put(b, f[F_TYPE].text, f[F_TYPE].length) < 0) {
@@ -289,22 +308,16 @@ read_item(Batch *batch)
                     return 0;
                 f[member] = v;
             }
-            skip_space(c);
-            if (c->at < c->end && *c->at == ',') {
-                c->at++;
-                continue;
-            }
-            if (expect(c, '}') < 0)
+            int next = next_or_close(c, '}');
+            if (next < 0)
                 return 0;
-            break;
+            if (next == 0)
+                break;
         }
     }
-    int from_given = f[F_FROM].kind != V_ABSENT && f[F_FROM].kind != V_NULL;
-    int account_given = f[F_ACCOUNT].kind != V_ABSENT && f[F_ACCOUNT].kind != V_NULL;
-    if ((from_given && account_given) ||
-        (f[F_EXPIRES_AT].kind != V_ABSENT && f[F_EXPIRES_AT].kind != V_NULL) ||
-        (f[F_METADATA].kind != V_ABSENT && f[F_METADATA].kind != V_NULL) ||
-        (f[F_TYPE].kind != V_ABSENT && f[F_TYPE].kind != V_NULL &&
+    if ((given(&f[F_FROM]) && given(&f[F_ACCOUNT])) || given(&f[F_EXPIRES_AT]) ||
+        given(&f[F_METADATA]) ||
+        (given(&f[F_TYPE]) &&
          (f[F_TYPE].kind != V_STRING || string_is(&f[F_TYPE], "open_account"))))
         return 0;
     for (size_t i = 0; i < sizeof id_members / sizeof id_members[0]; i++)
@@ -327,14 +340,11 @@ read_items(Batch *batch)
         int taken = read_item(batch);
         if (taken <= 0)
             return taken;
-        skip_space(c);
-        if (c->at < c->end && *c->at == ',') {
-            c->at++;
-            continue;
-        }
-        if (expect(c, ']') < 0)
+        int next = next_or_close(c, ']');
+        if (next < 0)
             return 0;
-        return PUT_LITERAL(&batch->out, "]") < 0 ? -1 : 1;
+        if (next == 0)
+            return PUT_LITERAL(&batch->out, "]") < 0 ? -1 : 1;
     }
 }
 
@@ -374,15 +384,13 @@ read_body(Batch *batch)
                 return 0;
             batch->ledger = v;
         }
-        skip_space(c);
-        if (c->at < c->end && *c->at == ',') {
-            c->at++;
-            continue;
-        }
-        if (expect(c, '}') < 0)
+        int next = next_or_close(c, '}');
+        if (next < 0)
             return 0;
-        skip_space(c);
-        return c->at == c->end && seen[B_TRANSFERS] && batch->count > 0;
+        if (next == 0) {
+            skip_space(c);
+            return c->at == c->end && seen[B_TRANSFERS] && batch->count > 0;
+        }
     }
 }
 

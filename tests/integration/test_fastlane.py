@@ -237,23 +237,36 @@ def test_a_key_the_lane_does_not_remember_yet_goes_to_django_once(lane, django_a
     assert django_app.reached == []
 
 
-def _reads_for(lane, key: str, account: str, seconds: float) -> list[int]:
-    """Balance reads through the lane every 0.1 s for `seconds`, on one event loop (as a web
-    process serves them: what the lane starts in the background keeps running); the
-    statuses."""
+def _reads(lane, key: str, account: str, pauses: list[float]) -> list[int]:
+    """Balance reads through the lane, one before each pause and one after the last, on one
+    event loop (as a web process serves them: what the lane starts in the background keeps
+    running); the statuses."""
     headers = [(b"host", b"testserver"), (b"authorization", f"Bearer {key}".encode())]
     query = urlencode({"account": account}).encode()
 
     async def reads() -> list[int]:
         statuses = []
-        for _ in range(int(seconds / 0.1)):
+        for pause in [*pauses, None]:
             response = await exchange(lane, "GET", "/api/v1/balances", query=query,
                                       headers=headers)
             statuses.append(response[0])
-            await asyncio.sleep(0.1)
+            if pause is not None:
+                await asyncio.sleep(pause)
         return statuses
 
     return asyncio.run(reads())
+
+
+def _remembered_after_django(lane, django_app, ledger) -> tuple[str, dict]:
+    """(key, ids) of `ledger`, after everything remembered was forgotten and one read went
+    through Django (after which the lane answers it)."""
+    key, ids = ledger
+    api_key_cache_clear()
+    grant_cache_clear()
+    _left_to_django(lane, django_app, "GET", "/api/v1/balances", status=200, key=key,
+                    query={"account": ids["alice"]})
+    django_app.reached.clear()
+    return key, ids
 
 
 @pytest.fixture
@@ -267,13 +280,8 @@ def test_a_key_and_grants_in_use_are_renewed_before_they_expire(lane, django_app
                                                                  short_memory):
     """Without the renewal, the first read after 1.5 s would go to Django (and every 1.5 s
     after that)."""
-    key, ids = ledger
-    api_key_cache_clear()
-    grant_cache_clear()
-    _left_to_django(lane, django_app, "GET", "/api/v1/balances", status=200, key=key,
-                    query={"account": ids["alice"]})
-    django_app.reached.clear()
-    assert _reads_for(lane, key, ids["alice"], 4.0) == [200] * 40
+    key, ids = _remembered_after_django(lane, django_app, ledger)
+    assert _reads(lane, key, ids["alice"], [0.1] * 39) == [200] * 40
     assert django_app.reached == []
 
 
@@ -281,22 +289,9 @@ def test_a_key_and_grants_used_lately_are_renewed_while_no_request_comes(
         lane, django_app, ledger, short_memory):
     """A worker that got none of a client's requests for a while still answers the next one
     from memory: what was used within `KEEP_WARM_SECONDS` is renewed without requests."""
-    key, ids = ledger
-    api_key_cache_clear()
-    grant_cache_clear()
-    _left_to_django(lane, django_app, "GET", "/api/v1/balances", status=200, key=key,
-                    query={"account": ids["alice"]})
-    django_app.reached.clear()
-    headers = [(b"host", b"testserver"), (b"authorization", f"Bearer {key}".encode())]
-    query = urlencode({"account": ids["alice"]}).encode()
-
-    async def read_then_pause_then_read() -> list[int]:
-        first = await exchange(lane, "GET", "/api/v1/balances", query=query, headers=headers)
-        await asyncio.sleep(3.5)  # more than twice the entries' 1.5 s
-        second = await exchange(lane, "GET", "/api/v1/balances", query=query, headers=headers)
-        return [first[0], second[0]]
-
-    assert asyncio.run(read_then_pause_then_read()) == [200, 200]
+    key, ids = _remembered_after_django(lane, django_app, ledger)
+    # A pause of more than twice the entries' 1.5 s.
+    assert _reads(lane, key, ids["alice"], [3.5]) == [200, 200]
     assert django_app.reached == []
 
 
@@ -311,12 +306,12 @@ def test_a_renewal_finds_a_key_revoked_elsewhere_and_a_grant_taken_away(
     client = ApiClient.objects.get(name="integrator")
     get_user_obj_perms_model().objects.filter(user=client.user, object_pk=ids["alice"]).delete()
     django_app.reached.clear()
-    statuses = _reads_for(lane, key, ids["alice"], 2.0)
+    statuses = _reads(lane, key, ids["alice"], [0.1] * 19)
     assert statuses[:3] == [200] * 3  # still remembered
     assert statuses[-3:] == [403] * 3 and django_app.reached  # renewed without the grant
     ApiKey.objects.filter(client=client).update(revoked_at=timezone.now())
     django_app.reached.clear()
-    statuses = _reads_for(lane, key, ids["bob"], 2.0)
+    statuses = _reads(lane, key, ids["bob"], [0.1] * 19)
     assert statuses[-3:] == [401] * 3 and django_app.reached
 
 
