@@ -1,7 +1,8 @@
 """LedgerFS over HTTP in distributed mode: uvicorn workers, Redis bus, one writer process per
 shard, PostgreSQL read model, all on this machine.
 
-Starts a private redis-server (or uses REDIS_URL when redis-server is not installed), a fresh
+Starts a private redis-server, reached through its Unix socket (or uses REDIS_URL when
+redis-server is not installed), a fresh
 PostgreSQL database `ledgerfs_bench_http_<pid>` on DATABASE_URL's server (or 127.0.0.1:5432;
 dropped at the end, and its own so that two runs at once cannot drop each other's),
 `--shards` writer processes (`manage.py ledger_writer`, durable: synced WAL, each projecting its
@@ -164,14 +165,15 @@ class Stack:
         binary = shutil.which("redis-server")
         if binary is None:
             return os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
-        port = _free_port()
+        sock = self.tmp / "redis.sock"
         self.processes.append(subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.tmp)],
+            [binary, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
+             "--save", "", "--appendonly", "no", "--dir", str(self.tmp)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         ))
         self.roles["redis"].append(self.processes[-1].pid)
-        url = f"redis://127.0.0.1:{port}/0"
+        # Every process of the stack reaches it through its socket (config/redis_urls.py).
+        url = f"unix://{sock}?db=0"
         _wait(lambda: redis.Redis.from_url(url).ping(), "redis-server")
         return url
 

@@ -11,6 +11,7 @@ import dj_database_url
 
 from config.cpus import place_other
 from config.env import env_bool, env_int, env_list, env_str
+from config.redis_urls import celery_broker_url
 from config.secret_key import secret_key_load_or_create
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -50,7 +51,7 @@ if REDIS_URL:
 # -- Celery (config.celery) and attestation (DESIGN 5) -------------------------------------------
 # Embedded mode runs tasks eagerly in the caller; "thread" runs the beat schedule on a thread of
 # the web process (servers; "manual" projection means tests or one-off commands: "off").
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_BROKER_URL = celery_broker_url(REDIS_URL) if REDIS_URL else "memory://"
 CELERY_TASK_ALWAYS_EAGER = REDIS_URL is None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"

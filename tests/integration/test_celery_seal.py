@@ -90,7 +90,38 @@ def _latest_digest(directory: Path) -> tuple[int, str] | None:
     return height, (directory / f"{height}.checkpoint").read_text()
 
 
+@pytest.fixture(scope="module")
+def redis_socket_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private redis-server reached through its Unix socket only."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed (make install)")
+    directory = tmp_path_factory.mktemp("redis-socket")
+    server = subprocess.Popen(
+        [binary, "--port", "0", "--unixsocket", str(directory / "redis.sock"),
+         "--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir", str(directory)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"unix://{directory / 'redis.sock'}?db=0"
+    try:
+        _wait(lambda: _ping(url), "redis-server to answer on its socket")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 def test_beat_and_worker_seal_every_second_through_redis(redis_url, tmp_path):
+    _seal_every_second(redis_url, tmp_path)
+
+
+def test_beat_and_worker_reach_redis_through_its_unix_socket(redis_socket_url, tmp_path):
+    """`REDIS_URL=unix://...`: Celery is given the socket in kombu's own form
+    (config/redis_urls.py), the bus and the balances in redis-py's."""
+    _seal_every_second(redis_socket_url, tmp_path)
+
+
+def _seal_every_second(redis_url: str, tmp_path: Path) -> None:
     data = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LEDGERFS_", "DJANGO_"))}
     env.update(

@@ -9,6 +9,8 @@ import pytest
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from config.redis_urls import celery_broker_url
+
 SETTINGS_PATH = Path(__file__).resolve().parents[2] / "config" / "settings.py"
 SETTINGS_VARIABLES = (
     "LEDGERFS_ENV",
@@ -118,3 +120,12 @@ def test_lists_and_flags_from_environment(load_settings) -> None:
 def test_bad_values_stop_start_up(load_settings, name: str, value: str) -> None:
     with pytest.raises(ImproperlyConfigured, match=name):
         load_settings(**{name: value})
+
+
+@pytest.mark.parametrize(("redis_url", "broker"), [
+    ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+    ("unix:///run/redis/redis.sock?db=2", "redis+socket:///run/redis/redis.sock?virtual_host=2"),
+    ("unix:///run/redis/redis.sock", "redis+socket:///run/redis/redis.sock"),
+])
+def test_celery_is_given_a_redis_socket_in_its_own_form(redis_url: str, broker: str) -> None:
+    assert celery_broker_url(redis_url) == broker
