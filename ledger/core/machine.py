@@ -17,7 +17,7 @@ import os
 import random
 import re
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ledger.core import canonical
@@ -265,11 +265,15 @@ class StateMachine:
         ]
 
     def execute(
-        self, requests: list[Request], now: int, known: dict[bytes, IdempotencyRecord]
+        self, requests: list[Request], now: int, known: dict[bytes, IdempotencyRecord],
+        stop: Callable[[], bool] | None = None,
     ) -> GroupOutcome:
         """Decide one group of requests. `known` maps scoped idempotency keys to the records
         the store holds for them (the writer fetches them beforehand); it is updated in place
-        with the new records, which are also returned in `outcome.records`."""
+        with the new records, which are also returned in `outcome.records`.
+
+        `stop()`, asked after each request but the last, ends the group there: the outcome
+        then has results for the requests decided so far only (at least one)."""
         outcome = GroupOutcome()
         now = self._clock(now)
         for hold in self.state.due_holds(now):
@@ -279,7 +283,9 @@ class StateMachine:
                  _leg(hold.account, "available", hold.amount)],
                 {"hold_id": hold.id}, {}, {},
             )
-        for request in requests:
+        for index, request in enumerate(requests):
+            if index and stop is not None and stop():
+                break
             if request.atomic:
                 outcome.results.append(self._execute_atomic(request.commands, now, known, outcome))
             elif self._native is not None:

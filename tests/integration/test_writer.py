@@ -290,6 +290,43 @@ def test_small_requests_are_committed_ahead_of_the_bulk_queued_with_them(path):
         store.close()
 
 
+def test_a_small_request_queued_while_bulk_is_decided_goes_before_the_rest_of_it(path):
+    store = RocksEventStore(path, LEDGER)
+    writer = Writer(store).start()
+    try:
+        open_and_fund(writer, ["a", "b"])
+        release = threading.Event()
+        writer.durable_listeners.append(lambda events, last_seq: release.wait(10))
+        blockers = []
+        for i in range(writer.max_unsynced_groups):  # as in the test above
+            blockers.append(writer.submit(
+                Request([Command("mint", f"block-{i}", account=acc("a"), amount=1)])))
+            time.sleep(0.2)
+        # The lone payment is queued while the group of both bulk requests is being decided.
+        lone: list = []
+        decide = writer.machine.execute
+
+        def execute(requests, now, known, stop=None):
+            if len(requests) == 2 and not lone:
+                lone.append(writer.submit(Request([
+                    Command("transfer", "lone", account=acc("b"), to=acc("a"), amount=2)])))
+            return decide(requests, now, known, stop)
+
+        writer.machine.execute = execute
+        bulks = [writer.submit(Request([
+            Command("transfer", f"bulk-{n}-{i}", account=acc("a"), to=acc("b"), amount=1)
+            for i in range(20)])) for n in range(2)]
+        release.set()
+        first, second = (bulk.result(10) for bulk in bulks)
+        [paid] = lone[0].result(10)
+        assert all(r.ok for r in [paid, *first, *second])
+        # The group ended after the first bulk request; the lone payment went next.
+        assert first[-1].seq < paid.seq < second[0].seq
+    finally:
+        writer.stop()
+        store.close()
+
+
 class SlowSync(RocksEventStore):
     """A real store whose syncs wait until the test lets them finish (or fail)."""
 
