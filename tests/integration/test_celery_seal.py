@@ -44,28 +44,33 @@ def _ping(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url = os.environ.get("REDIS_URL")
-    if url:
-        yield url
-        return
+def _private_redis(directory: Path, listen: list[str], url: str) -> Iterator[str]:
+    """A redis-server of this module's own, listening as `listen` says, reached at `url`."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("REDIS_URL is unset and redis-server is not installed (make install)")
-    port = free_port()
     server = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-         "no", "--dir", str(tmp_path_factory.mktemp("redis"))],
+        [binary, *listen, "--save", "", "--appendonly", "no", "--dir", str(directory)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    url = f"redis://127.0.0.1:{port}/0"
     try:
         _wait(lambda: _ping(url), "redis-server to answer")
         yield url
     finally:
         server.terminate()
         server.wait(10)
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    port = free_port()
+    yield from _private_redis(tmp_path_factory.mktemp("redis"),
+                              ["--port", str(port), "--bind", "127.0.0.1"],
+                              f"redis://127.0.0.1:{port}/0")
 
 
 def _wait(condition, what: str, processes: tuple = ()):
@@ -93,22 +98,11 @@ def _latest_digest(directory: Path) -> tuple[int, str] | None:
 @pytest.fixture(scope="module")
 def redis_socket_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A private redis-server reached through its Unix socket only."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed (make install)")
     directory = tmp_path_factory.mktemp("redis-socket")
-    server = subprocess.Popen(
-        [binary, "--port", "0", "--unixsocket", str(directory / "redis.sock"),
-         "--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir", str(directory)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"unix://{directory / 'redis.sock'}?db=0"
-    try:
-        _wait(lambda: _ping(url), "redis-server to answer on its socket")
-        yield url
-    finally:
-        server.terminate()
-        server.wait(10)
+    socket = directory / "redis.sock"
+    yield from _private_redis(
+        directory, ["--port", "0", "--unixsocket", str(socket), "--unixsocketperm", "700"],
+        f"unix://{socket}?db=0")
 
 
 def test_beat_and_worker_seal_every_second_through_redis(redis_url, tmp_path):

@@ -256,22 +256,27 @@ def test_a_writer_tunes_its_interpreter(path, monkeypatch):
     assert intervals == [interpreter.SWITCH_INTERVAL_SECONDS] == [0.001]
 
 
+def _held(writer: Writer):
+    """Hold the writer so that what is submitted next queues up: the first blocker holds the
+    syncer in its listener, the others fill the groups the writer may have written and not yet
+    made durable, so it takes no more from its queue. (the event that lets it go, the last
+    blocker's future)"""
+    release = threading.Event()
+    writer.durable_listeners.append(lambda events, last_seq: release.wait(10))
+    blockers = []
+    for i in range(writer.max_unsynced_groups):
+        blockers.append(writer.submit(
+            Request([Command("mint", f"block-{i}", account=acc("a"), amount=1)])))
+        time.sleep(0.2)
+    return release, blockers[-1]
+
+
 def test_small_requests_are_committed_ahead_of_the_bulk_queued_with_them(path):
     store = RocksEventStore(path, LEDGER)
     writer = Writer(store).start()
     try:
         open_and_fund(writer, ["a", "b"])
-        # Hold the writer while a bulk request and then a lone payment queue up: the first
-        # blocker holds the syncer in its listener, the others fill the groups the writer may
-        # have written and not yet made durable, so it takes no more from its queue.
-        release = threading.Event()
-        writer.durable_listeners.append(lambda events, last_seq: release.wait(10))
-        blockers = []
-        for i in range(writer.max_unsynced_groups):
-            blockers.append(writer.submit(
-                Request([Command("mint", f"block-{i}", account=acc("a"), amount=1)])))
-            time.sleep(0.2)
-        blocker = blockers[-1]
+        release, blocker = _held(writer)
         bulk = writer.submit(Request([
             Command("transfer", f"bulk-{i}", account=acc("a"), to=acc("b"), amount=1)
             for i in range(50)]))
@@ -295,13 +300,7 @@ def test_a_small_request_queued_while_bulk_is_decided_goes_before_the_rest_of_it
     writer = Writer(store).start()
     try:
         open_and_fund(writer, ["a", "b"])
-        release = threading.Event()
-        writer.durable_listeners.append(lambda events, last_seq: release.wait(10))
-        blockers = []
-        for i in range(writer.max_unsynced_groups):  # as in the test above
-            blockers.append(writer.submit(
-                Request([Command("mint", f"block-{i}", account=acc("a"), amount=1)])))
-            time.sleep(0.2)
+        release, _ = _held(writer)
         # The lone payment is queued while the group of both bulk requests is being decided.
         lone: list = []
         decide = writer.machine.execute
