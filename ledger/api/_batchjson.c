@@ -422,8 +422,8 @@ rows(PyObject *module, PyObject *args, PyObject *kwargs)
             : Py_NewRef(Py_None);
         PyObject *data = PyBytes_FromStringAndSize(batch.out.data, batch.out.size);
         if (ledger != NULL && tag != NULL && data != NULL)
-            result = Py_BuildValue("(OOONn)", batch.atomic ? Py_True : Py_False, ledger, tag,
-                                   data, batch.count);
+            result = Py_BuildValue("(OOON)", batch.atomic ? Py_True : Py_False, ledger, tag,
+                                   data);
         else
             Py_XDECREF(data);
         Py_XDECREF(ledger);
@@ -675,7 +675,7 @@ static PyMethodDef methods[] = {
      "configure(*, result, event, code_names): the Result and Event classes, and each result "
      "code's name (bytes) by its number."},
     {"rows", (PyCFunction)(void (*)(void))rows, METH_VARARGS | METH_KEYWORDS,
-     "rows(body, client, max_items) -> (atomic, ledger, tag, rows, count) or None: a "
+     "rows(body, client, max_items) -> (atomic, ledger, tag, rows) or None: a "
      "transfers body as the JSON list of a bus request's command rows, `client` (JSON) as "
      "each command's client; None when the Python path must read it."},
     {"results", results, METH_O,

@@ -134,14 +134,14 @@ def batch_rows(body: bytes, client: str) -> tuple[str, EncodedCommands] | None:
     read = _batchjson.rows(body, orjson.dumps(client), MAX_BATCH_COMMANDS)
     if read is None:
         return None
-    atomic, ledger, tag, rows, count = read
+    atomic, ledger, tag, rows = read
     if ledger is None:
         # As `batch_ledger`, except that an id whose tag is no ledger code, where it would
         # look further, sends the body the Python way.
         ledger = tag.upper() if tag is not None else None
         if ledger is None or not valid_ledger_code(ledger):
             return None
-    return ledger, EncodedCommands(rows, atomic, count)
+    return ledger, EncodedCommands(rows, atomic)
 
 
 def reply_json(rows: list, data: bytes, offset: int) -> bytes | None:

@@ -65,12 +65,11 @@ class EncodedCommands:
     of `Command.__slots__` in order), as the web reads a transfers body straight into it
     (`ledger.api.batch.batch_rows`); `request_encode` puts the list in as it is."""
 
-    __slots__ = ("rows", "atomic", "count")
+    __slots__ = ("rows", "atomic")
 
-    def __init__(self, rows: bytes, atomic: bool, count: int) -> None:
+    def __init__(self, rows: bytes, atomic: bool) -> None:
         self.rows = rows
         self.atomic = atomic
-        self.count = count
 
 
 def request_encode(
