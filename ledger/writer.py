@@ -2,20 +2,23 @@
 
 Exactly one `Writer` owns a shard's store. Clients hand it requests (from any thread); its own
 thread takes every request waiting in the queue (up to `max_group_commands` commands), decides
-them in one `StateMachine.execute` and writes the outcome in one `EventStore.write`. A second
+them with the `StateMachine` and writes what they produced to the `EventStore`. A second
 thread, the syncer, makes written groups durable (`EventStore.sync`, one for every group
 written meanwhile) and only then resolves the clients' futures. So nothing is acknowledged
 before it is durable, the cost of the fsync is shared by the whole group, and the writer
 decides the next group while the disk syncs the last (`MAX_UNSYNCED_GROUPS` at most are
 written and not yet durable). Requests taken together are decided in arrival order, except
-that small ones go first (`SMALL_REQUEST_COMMANDS`), and a group of larger ones ends after the
-request in progress when a small one is queued meanwhile; requests in flight at the same time
-have no order a client could rely on anyway.
+that small ones go first (`SMALL_REQUEST_COMMANDS`). Within a group, large requests are decided
+part by part (`PART_COMMANDS`) and written every `WRITE_COMMANDS` commands, and a group of
+larger requests ends after the part in progress when a small one is queued meanwhile: the rest
+is decided after the small one. Requests in flight at the same time have no order a client
+could rely on anyway, and the commands of a request that is not atomic stand each on its own.
 
-If a write fails, the in-memory state is ahead of the store: the writer fails the group's
-requests and reloads its state from the store (which holds every group written before), so
-what clients were told and what is stored never diverge. If a sync fails, the store refuses
-every later call; the syncer fails every group not yet durable and the writer stops.
+If a write fails, the in-memory state is ahead of the store: the writer reloads its state from
+the store (which holds every part written before) and fails the request that broke the write,
+so what clients were told and what is stored never diverge; the others are decided again. If a
+sync fails, the store refuses every later call; the syncer fails every group not yet durable
+and the writer stops.
 
 Two kinds of listener follow a durable group, in the syncer's thread and in commit order:
 `durable_listeners`, each called `(events, last_seq)` before any of the group's requests is
@@ -53,9 +56,27 @@ http-distributed` (4 clients posting batches of 1,000): single-transfer p50 / p9
 133-149 / 188-239 ms before, 80-110 / 154-181 ms after, throughput unchanged.
 
 And when one is queued while a group of larger requests is being decided, that group ends
-after the request in progress (`_small_waiting`): the others wait until the small one is
-decided. Three alternating pairs: single-transfer p95 50.7 / 51.0 / 47.1 ms against 61.1 / 55.0
-/ 57.9, 53,162 / 49,571 / 55,298 transfers/s against 45,976 / 53,568 / 54,189."""
+after the part in progress (`_small_waiting`, `PART_COMMANDS`): the rest waits until the small
+one is decided. Ending it after the request in progress instead, three alternating pairs:
+single-transfer p95 50.7 / 51.0 / 47.1 ms against 61.1 / 55.0 / 57.9 with no end at all,
+53,162 / 49,571 / 55,298 transfers/s against 45,976 / 53,568 / 54,189."""
+
+PART_COMMANDS = 256
+"""Commands of a request that is not atomic decided at a time at most: a small request queued
+meanwhile waits for the part in progress, not for the rest of a bulk request."""
+
+WRITE_COMMANDS = 2_048
+"""Decided commands written together once there are this many: a group cut short for a small
+request writes at most about this many before the small request is decided. Measured inside
+the writer process under `python -m bench http-distributed`, the write of the whole group
+decided so far kept a lone payment waiting 9.8-12.4 ms (median), 22.5-26.3 (p95).
+
+Not each part on its own: a write of fewer keys costs more per key (RocksDB's memtable gets
+them less close together), and 200,000 transfers written 256 at a time took 15% longer than
+8,000 at a time. Five alternating pairs with 1,024, two with 2,048 (docs/benchmarks.md, the
+seventeenth session): single-transfer p95 under load 48-53 and 55-56 ms against 60-103 ms,
+transfers/s within the noise of the old writer's; engine-direct (`python -m bench engine`)
+10-20% below it."""
 
 IDLE_TICK_SECONDS = 0.5
 """How often an idle writer wakes up to expire due holds by its clock."""
@@ -84,24 +105,76 @@ class WriteFailed(WriterError):
 
 
 class PendingRequest:
-    """A request waiting in the writer's queue, with the future its client waits on."""
+    """A request waiting in the writer's queue, with the future its client waits on, and how
+    far it is decided: a bulk request may be decided in parts, over more than one group."""
 
-    __slots__ = ("request", "future")
+    __slots__ = ("request", "future", "decided", "results")
 
     def __init__(self, request: Request) -> None:
         self.request = request
         self.future: Future[list[Result]] = Future()
+        self.decided = 0  # commands decided so far (taken back if their write fails)
+        self.results: list[Result] = []  # theirs
+
+    def undecided(self) -> Request:
+        """The request's commands still to decide."""
+        if not self.decided:
+            return self.request
+        return Request(self.request.commands[self.decided:], self.request.atomic)
+
+    def next_part(self) -> Request:
+        """The request's commands still to decide, `PART_COMMANDS` of them at most (all of
+        an atomic request)."""
+        request = self.request
+        if request.atomic or (self.decided == 0 and len(request.commands) <= PART_COMMANDS):
+            return request
+        return Request(request.commands[self.decided:self.decided + PART_COMMANDS])
 
 
 class _Written:
-    """A group written to the store, waiting for a sync to make it durable."""
+    """What a group wrote to the store, waiting for a sync to make it durable: its events,
+    and the requests it finished with their results (a request decided in parts is answered
+    with the group of its last part)."""
 
-    __slots__ = ("group", "outcome", "last_seq")
+    __slots__ = ("events", "answers", "last_seq")
 
-    def __init__(self, group: list[PendingRequest], outcome: GroupOutcome, last_seq: int):
-        self.group = group
-        self.outcome = outcome
+    def __init__(self, events: list[Event], answers: list[tuple[PendingRequest, list[Result]]],
+                 last_seq: int) -> None:
+        self.events = events
+        self.answers = answers
         self.last_seq = last_seq
+
+
+class _Unwritten:
+    """Parts decided and not yet written: their outcome, how many commands they hold, and
+    where each request they belong to stood before them (to undo them if the write fails)."""
+
+    __slots__ = ("outcome", "commands", "starts")
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.outcome = GroupOutcome()
+        self.commands = 0
+        self.starts: list[tuple[PendingRequest, int, int]] = []  # (request, decided, index)
+
+    def add(self, pending: PendingRequest, index: int) -> None:
+        if not self.starts or self.starts[-1][0] is not pending:
+            self.starts.append((pending, pending.decided, index))
+
+    def undo(self, answers: list[tuple[PendingRequest, list[Result]]], index: int) -> int:
+        """Take the parts back from their requests (and the finished ones out of `answers`);
+        returns the group index of the first request they touched (`index`, the request
+        being decided, when there are none)."""
+        undone = {id(pending) for pending, _, _ in self.starts}
+        answers[:] = [answer for answer in answers if id(answer[0]) not in undone]
+        for pending, decided, _ in self.starts:
+            pending.decided = decided
+            del pending.results[decided:]
+        first = self.starts[0][2] if self.starts else index
+        self.clear()
+        return first
 
 
 _STOP = object()
@@ -239,7 +312,8 @@ class Writer:
             small = [p for p in group if len(p.request.commands) <= SMALL_REQUEST_COMMANDS]
             bulk = len(small) < len(group)
             if small and bulk:
-                self._write_group(small)
+                while small:  # more than one pass only after a failed request
+                    small = self._write_group(small)
                 group = [p for p in group if len(p.request.commands) > SMALL_REQUEST_COMMANDS]
             carried = self._write_group(group, cut_short=bulk)
             if stop:
@@ -251,62 +325,131 @@ class Writer:
                      cut_short: bool = False) -> list[PendingRequest]:
         """Decide and write one group, and hand it to the syncer; first wait until fewer than
         `max_unsynced_groups` are written and not yet durable. With `cut_short`, the group
-        ends early when a small request is waiting: the requests left undecided."""
+        ends early when a small request is waiting: the requests left undecided, the first
+        of them perhaps in part."""
         self._unsynced_slots.acquire()
-        written, decided = self._decide(
+        written, finished = self._decide(
             group, self._small_waiting.is_set if cut_short else None)
-        if written:
-            self._written.put(written)  # the syncer frees the slot
+        if written is not None:
+            self._written.put([written])  # the syncer frees the slot
         else:
             self._unsynced_slots.release()
-        return group[decided:]
+        return group[finished:]
 
     def commit_group(self, group: list[PendingRequest]) -> None:
         """Decide, write and sync one group, then resolve its futures, all in the calling
         thread (for a writer that was recovered but not started: tests, benchmarks)."""
-        self._make_durable(self._decide(group)[0])
+        while True:
+            written, finished = self._decide(group)
+            self._make_durable([] if written is None else [written])
+            group = group[finished:]
+            if not group:
+                return
 
     def _decide(
         self, group: list[PendingRequest], stop: Callable[[], bool] | None = None
-    ) -> tuple[list[_Written], int]:
-        """Decide one group and write it: (what was written, to be made durable in this order
-        (more than one group when a failed group was retried request by request, none when
-        nothing was written and no one waits for an answer), how many of the group's requests
-        were decided). Futures of requests that failed hold their error already. `stop` may
-        end the group early (`StateMachine.execute`)."""
-        machine = self.machine
-        state = machine.state
-        requests = [pending.request for pending in group]
+    ) -> tuple[_Written | None, int]:
+        """Decide the group's requests in order, part by part, and write them: (what was
+        written, to be made durable, or None when nothing was and no one waits for an
+        answer; how many of the group's requests were finished, failed ones included).
+
+        `stop()`, asked between parts once one is decided, ends the group early. Parts are
+        written together once `WRITE_COMMANDS` are decided, and before the group ends. When
+        a part fails, the state is reloaded from the store and the request being decided is
+        refused; if the failed write held parts of other requests too, they are all decided
+        again instead, each part written on its own, so only the one that fails again is
+        refused (an I/O failure refuses them all). The requests after it carry on.
+        Futures of requests that failed hold their error already."""
+        events: list[Event] = []
+        answers: list[tuple[PendingRequest, list[Result]]] = []
+        batch = _Unwritten()
+        index = 0
+        progressed = alone = False
         # A group allocates a few hundred thousand short-lived, acyclic objects; reference
         # counting frees them. Cyclic collections triggered meanwhile would only rescan them
         # (measured: a third of the group's time), so the collector pauses for the group.
         gc.disable()
         try:
-            scopes = machine.idempotency_scopes(requests)
-            known = self.store.idempotency_records(scopes) if scopes else {}
-            outcome = machine.execute(requests, self.clock(), known, stop)
-            if outcome.events or outcome.records:
-                self.store.write(outcome, state)
-            group = group[:len(outcome.results)]
-        except Exception as exc:
+            now = self.clock()
+            if not group:
+                self._expire_holds(now, events)
+            known = None
+            while index < len(group):
+                pending = group[index]
+                try:
+                    if known is None:
+                        known = self._known(group[index:])
+                    if progressed and stop is not None and stop():
+                        self._flush(batch, events)
+                        break
+                    part = pending.next_part()
+                    batch.add(pending, index)
+                    self.machine.execute([part], now, known, outcome=batch.outcome)
+                    pending.results += batch.outcome.results[-1]
+                    pending.decided += len(part.commands)
+                    batch.commands += len(part.commands)
+                    progressed = True
+                    finished = pending.decided == len(pending.request.commands)
+                    if alone or batch.commands >= WRITE_COMMANDS or (
+                            finished and index == len(group) - 1):
+                        self._flush(batch, events)
+                    if finished:
+                        answers.append((pending, pending.results))
+                        index += 1
+                except Exception as exc:
+                    log.exception("group commit failed on ledger %s; reloading state",
+                                  self.ledger)
+                    # Reload before answering, so a client that retries at once meets the
+                    # state that is in the store, not the one that failed to get there.
+                    self._reload()
+                    others = any(started is not pending for started, _, _ in batch.starts)
+                    first = batch.undo(answers, index)
+                    if alone or not others:
+                        self._refuse(pending, exc)
+                        index += 1
+                    else:
+                        alone, index = True, first
+                    known = None
+        finally:
             gc.enable()
-            log.exception("group commit failed on ledger %s; reloading state", self.ledger)
-            # Reload before answering, so a client that retries at once meets the state that
-            # is in the store, not the one that failed to get there.
+        return self._handover(events, answers), index
+
+    def _known(self, group: list[PendingRequest]) -> dict:
+        """The store's idempotency records of every command of `group` still to decide,
+        whichever part it falls in."""
+        scopes = self.machine.idempotency_scopes([pending.undecided() for pending in group])
+        return self.store.idempotency_records(scopes) if scopes else {}
+
+    def _expire_holds(self, now: int, events: list[Event]) -> None:
+        batch = _Unwritten()
+        self.machine.execute([], now, {}, outcome=batch.outcome)
+        try:
+            self._flush(batch, events)
+        except Exception:
+            log.exception("writing expired holds failed on ledger %s; reloading", self.ledger)
             self._reload()
-            if len(group) != 1:
-                # One bad request must not fail the others: retry each on its own, so only
-                # the one that fails again is refused (an I/O failure refuses them all).
-                return [written for pending in group
-                        for written in self._decide([pending])[0]], len(group)
-            error = WriteFailed(f"ledger {self.ledger}: the write failed and nothing was applied")
-            error.__cause__ = exc
-            group[0].future.set_exception(error)
-            return [], 1
-        gc.enable()
-        if not (group or outcome.events):
-            return [], 0
-        return [_Written(group, outcome, state.next_seq - 1)], len(group)
+
+    def _flush(self, batch: _Unwritten, events: list[Event]) -> None:
+        """Write what `batch` holds, add its events to `events`, and empty it."""
+        outcome = batch.outcome
+        if outcome.events or outcome.records:
+            self.store.write(outcome, self.machine.state)
+            events += outcome.events
+        batch.clear()
+
+    def _refuse(self, pending: PendingRequest, cause: Exception) -> None:
+        applied = "part of the request was applied; send it again with the same " \
+            "idempotency keys to finish it" if pending.decided else \
+            "nothing of the request was applied"
+        error = WriteFailed(f"ledger {self.ledger}: the write failed and {applied}")
+        error.__cause__ = cause
+        pending.future.set_exception(error)
+
+    def _handover(self, events: list[Event],
+                  answers: list[tuple[PendingRequest, list[Result]]]) -> _Written | None:
+        if not (events or answers):
+            return None
+        return _Written(events, answers, self.machine.state.next_seq - 1)
 
     # -- the syncer thread ---------------------------------------------------------------------
 
@@ -343,7 +486,7 @@ class Writer:
                 f"ledger {self.ledger}: the write could not be made durable; the writer stopped")
             error.__cause__ = exc
             for written in batch:
-                for pending in written.group:
+                for pending, _ in written.answers:
                     pending.future.set_exception(error)
             self._queue.put(_STOP)  # the store refuses every call now
             return
@@ -351,17 +494,17 @@ class Writer:
             self._answer(written)
 
     def _answer(self, written: _Written) -> None:
-        outcome = written.outcome
+        events = written.events
         self.last_seq = written.last_seq
-        if outcome.events:
+        if events:
             for listener in self.durable_listeners:
                 try:
-                    listener(outcome.events, written.last_seq)
+                    listener(events, written.last_seq)
                 except Exception:
                     log.exception("durable-group listener failed on ledger %s", self.ledger)
-        for pending, results in zip(written.group, outcome.results, strict=True):
+        for pending, results in written.answers:
             pending.future.set_result(results)
-        if outcome.events and self.on_commit is not None:
+        if events and self.on_commit is not None:
             try:
                 self.on_commit(written.last_seq)
             except Exception:

@@ -266,15 +266,17 @@ class StateMachine:
 
     def execute(
         self, requests: list[Request], now: int, known: dict[bytes, IdempotencyRecord],
-        stop: Callable[[], bool] | None = None,
+        stop: Callable[[], bool] | None = None, outcome: GroupOutcome | None = None,
     ) -> GroupOutcome:
         """Decide one group of requests. `known` maps scoped idempotency keys to the records
         the store holds for them (the writer fetches them beforehand); it is updated in place
         with the new records, which are also returned in `outcome.records`.
 
         `stop()`, asked after each request but the last, ends the group there: the outcome
-        then has results for the requests decided so far only (at least one)."""
-        outcome = GroupOutcome()
+        then has results for the requests decided so far only (at least one). Given an
+        `outcome`, what is decided is added to it (one write for several calls)."""
+        if outcome is None:
+            outcome = GroupOutcome()
         now = self._clock(now)
         for hold in self.state.due_holds(now):
             self._emit(

@@ -16,7 +16,14 @@ from ledger.core.commands import Command, Request
 from ledger.core.state import account_id_for
 from ledger.eventstore.rocks import RocksEventStore
 from ledger.replay import compare_states, replay
-from ledger.writer import PendingRequest, WriteFailed, Writer, WriterStopped
+from ledger.writer import (
+    PART_COMMANDS,
+    WRITE_COMMANDS,
+    PendingRequest,
+    WriteFailed,
+    Writer,
+    WriterStopped,
+)
 from tests.support.failing_disk import SyncFails
 
 LEDGER = "EUR"
@@ -295,32 +302,88 @@ def test_small_requests_are_committed_ahead_of_the_bulk_queued_with_them(path):
         store.close()
 
 
+def _bulk(prefix: str, count: int) -> Request:
+    return Request([Command("transfer", f"{prefix}-{i}", account=acc("a"), to=acc("b"), amount=1)
+                    for i in range(count)])
+
+
 def test_a_small_request_queued_while_bulk_is_decided_goes_before_the_rest_of_it(path):
     store = RocksEventStore(path, LEDGER)
     writer = Writer(store).start()
     try:
         open_and_fund(writer, ["a", "b"])
         release, _ = _held(writer)
-        # The lone payment is queued while the group of both bulk requests is being decided.
+        # The lone payment is queued while the first part of the bulk request is decided.
         lone: list = []
         decide = writer.machine.execute
 
-        def execute(requests, now, known, stop=None):
-            if len(requests) == 2 and not lone:
+        def execute(requests, now, known, stop=None, outcome=None):
+            if len(requests[0].commands) == PART_COMMANDS and not lone:
                 lone.append(writer.submit(Request([
                     Command("transfer", "lone", account=acc("b"), to=acc("a"), amount=2)])))
-            return decide(requests, now, known, stop)
+            return decide(requests, now, known, stop, outcome)
 
         writer.machine.execute = execute
-        bulks = [writer.submit(Request([
-            Command("transfer", f"bulk-{n}-{i}", account=acc("a"), to=acc("b"), amount=1)
-            for i in range(20)])) for n in range(2)]
+        bulk = writer.submit(_bulk("bulk", 2 * PART_COMMANDS + 10))
         release.set()
-        first, second = (bulk.result(10) for bulk in bulks)
+        moved = bulk.result(10)
         [paid] = lone[0].result(10)
-        assert all(r.ok for r in [paid, *first, *second])
-        # The group ended after the first bulk request; the lone payment went next.
-        assert first[-1].seq < paid.seq < second[0].seq
+        # One answer for the whole request, its results in its commands' order.
+        assert len(moved) == 2 * PART_COMMANDS + 10
+        assert all(r.ok for r in [paid, *moved])
+        assert [r.seq for r in moved] == sorted(r.seq for r in moved)
+        # The group ended after the first part; the lone payment went next, then the rest.
+        assert moved[PART_COMMANDS - 1].seq < paid.seq < moved[PART_COMMANDS].seq
+        assert moved[-1].seq - moved[0].seq == len(moved)
+    finally:
+        writer.stop()
+        store.close()
+
+
+def test_a_request_in_parts_finds_the_records_of_every_part(writer):
+    open_and_fund(writer, ["a", "b"], amount=10_000)
+    request = _bulk("again", 3 * PART_COMMANDS)
+    first = writer.execute(request)
+    seq = writer.last_seq
+    second = writer.execute(request)
+    # Every command of every part was recorded and is replayed: nothing is applied twice.
+    assert all(r.ok and not r.replayed for r in first)
+    assert all(r.ok and r.replayed for r in second)
+    assert [r.seq for r in second] == [r.seq for r in first]
+    assert writer.last_seq == seq
+    assert writer.machine.state.accounts[acc("b")].balances["available"] == 10_000 + len(first)
+
+
+class RefusingAtKey(RocksEventStore):
+    """A real store that cannot write any part holding the command keyed `refused`."""
+
+    refused = "poison"
+
+    def write(self, outcome, state):
+        if any(e.body["idempotency_key"] == self.refused for e in outcome.events):
+            raise OSError("simulated failure tied to one command")
+        super().write(outcome, state)
+
+
+def test_a_request_whose_later_part_fails_says_part_of_it_was_applied(path):
+    store = RefusingAtKey(path, LEDGER)
+    writer = Writer(store).start()
+    try:
+        open_and_fund(writer, ["a", "b"], amount=10_000)
+        written, rest = WRITE_COMMANDS, PART_COMMANDS
+        request = _bulk("half", written + rest)
+        store.refused = f"half-{written + 5}"
+        with pytest.raises(WriteFailed, match="part of the request was applied"):
+            writer.execute(request)
+        # What was written is in the store and in the state alike; the rest is in neither.
+        assert writer.machine.state.accounts[acc("b")].balances["available"] == 10_000 + written
+        assert store.head()[0] == writer.machine.state.next_seq - 1
+        # Sent again with the same keys, it finishes: the written part replayed, the rest new.
+        store.refused = "none"
+        results = writer.execute(request)
+        assert [r.replayed for r in results] == [True] * written + [False] * rest
+        assert writer.machine.state.accounts[acc("b")].balances["available"] == 10_000 + \
+            written + rest
     finally:
         writer.stop()
         store.close()
