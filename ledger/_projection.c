@@ -3,7 +3,7 @@
  * keeps: the read model's (`fold`, for `_Batch.of_events` in ledger/projector.py: each touched
  * account's latest (seq, packed snapshot), and the last seq of each account a plain transfer
  * touched) and the published balances' (`hset`, for ledger/transport/redis_balances.py: the
- * HSET of every snapshot, packed for the wire).
+ * HSET of each touched account's latest snapshot, packed for the wire).
  *
  * Why: both run in the writer's process, and every microsecond of them is taken from the
  * writer's interpreter lock. In Python the fold (a tuple and two dictionary stores per leg,
@@ -134,9 +134,10 @@ put_bulk(Buffer *buffer, const char *bytes, Py_ssize_t length)
     return 0;
 }
 
-/* One event's (account, snapshot) pairs as bulk strings; their count, or -1. */
-static Py_ssize_t
-put_snapshots(Buffer *buffer, PyObject *event)
+/* Record one event's snapshots in `latest` (account id -> snapshot; a later one replaces an
+ * earlier one, which keeps its place); 0, or -1 with an exception. */
+static int
+note_snapshots(PyObject *latest, PyObject *event)
 {
     PyObject *snapshots = EVENT_SLOT(event, E_SNAPSHOTS);
     if (snapshots == NULL || !PyList_CheckExact(snapshots)) {
@@ -145,22 +146,19 @@ put_snapshots(Buffer *buffer, PyObject *event)
     }
     for (Py_ssize_t j = 0; j < PyList_GET_SIZE(snapshots); j++) {
         PyObject *id, *snapshot;
-        if (snapshot_pair(snapshots, j, &id, &snapshot) < 0)
-            return -1;
-        Py_ssize_t length;
-        const char *account = PyUnicode_AsUTF8AndSize(id, &length);
-        if (account == NULL || put_bulk(buffer, account, length) < 0 ||
-            put_bulk(buffer, PyBytes_AS_STRING(snapshot), PyBytes_GET_SIZE(snapshot)) < 0)
+        if (snapshot_pair(snapshots, j, &id, &snapshot) < 0 ||
+            PyDict_SetItem(latest, id, snapshot) < 0)
             return -1;
     }
-    return 2 * PyList_GET_SIZE(snapshots);
+    return 0;
 }
 
 PyDoc_STRVAR(hset_doc,
 "hset(key, groups, head_field, head) -> bytes\n\n"
-"The Redis command HSET key, then each (account, snapshot) pair of each event of each group\n"
-"in order, then head_field and head in decimal, encoded in RESP as a client sends it.\n"
-"key and head_field are bytes, groups a list of lists of events, head an int >= 0.");
+"The Redis command HSET key, then each account the events of the groups name with the last\n"
+"snapshot they give it (accounts in the order first named), then head_field and head in\n"
+"decimal, encoded in RESP as a client sends it. key and head_field are bytes, groups a list\n"
+"of lists of events, head an int >= 0.");
 
 static PyObject *
 hset(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -184,11 +182,9 @@ hset(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject *groups = args[1];
     Buffer body = {NULL, 0, 0};
-    Py_ssize_t count = 2;  /* HSET and the key */
-    if (reserve(&body, 1 << 16) < 0 ||
-        put_bulk(&body, "HSET", 4) < 0 ||
-        put_bulk(&body, PyBytes_AS_STRING(args[0]), PyBytes_GET_SIZE(args[0])) < 0)
-        goto error;
+    PyObject *latest = PyDict_New();
+    if (latest == NULL)
+        return NULL;
     for (Py_ssize_t g = 0; g < PyList_GET_SIZE(groups); g++) {
         PyObject *events = PyList_GET_ITEM(groups, g);
         if (!PyList_CheckExact(events)) {
@@ -201,18 +197,30 @@ hset(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 PyErr_Format(PyExc_TypeError, "groups[%zd][%zd] is not an Event", g, i);
                 goto error;
             }
-            Py_ssize_t added = put_snapshots(&body, event);
-            if (added < 0)
+            if (note_snapshots(latest, event) < 0)
                 goto error;
-            count += added;
         }
     }
+    Py_ssize_t count = 2 + 2 * PyDict_GET_SIZE(latest) + 2;  /* HSET, key, pairs, head */
+    if (reserve(&body, 1 << 16) < 0 ||
+        put_bulk(&body, "HSET", 4) < 0 ||
+        put_bulk(&body, PyBytes_AS_STRING(args[0]), PyBytes_GET_SIZE(args[0])) < 0)
+        goto error;
+    Py_ssize_t position = 0;
+    PyObject *id, *snapshot;
+    while (PyDict_Next(latest, &position, &id, &snapshot)) {
+        Py_ssize_t length;
+        const char *account = PyUnicode_AsUTF8AndSize(id, &length);
+        if (account == NULL || put_bulk(&body, account, length) < 0 ||
+            put_bulk(&body, PyBytes_AS_STRING(snapshot), PyBytes_GET_SIZE(snapshot)) < 0)
+            goto error;
+    }
+    Py_CLEAR(latest);
     char digits[24];
     int n = decimal(head, digits);
     if (put_bulk(&body, PyBytes_AS_STRING(args[2]), PyBytes_GET_SIZE(args[2])) < 0 ||
         put_bulk(&body, digits, n) < 0)
         goto error;
-    count += 2;
     char header[32];
     header[0] = '*';
     int h = 1 + decimal(count, header + 1);
@@ -226,6 +234,7 @@ hset(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyMem_Free(body.data);
     return out;
 error:
+    Py_XDECREF(latest);
     PyMem_Free(body.data);
     return NULL;
 }

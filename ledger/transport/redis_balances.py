@@ -14,8 +14,8 @@ its bus server writes them to one hash per ledger, before the replies of that gr
 
 Rules that keep the hash right:
 - One HSET writes a batch's accounts and its head, so one HMGET of (account, head) sees the
-  account as of that head. It names every snapshot of the batch's events in seq order, and
-  Redis sets an HSET's fields in the order given, so each account ends at its latest.
+  account as of that head. It names each account once, with the last snapshot the batch's
+  events give it.
 - Redis has answered the HSET before the replies of its groups are sent, so a client that has
   its answer reads its own writes (`RedisBusServer`).
 - Every durable group is published (`Writer.durable_listeners`). Groups decided before a bus server
@@ -36,12 +36,17 @@ HEAD_FIELD = b"\x00head"
 
 
 def hset_command(key: str, groups: list[list[Event]], head: int) -> bytes:
-    """The HSET of the snapshots that `groups` (durable groups, in seq order) carry and of
-    `head`, packed for the wire.
+    """The HSET of each account's latest snapshot in `groups` (durable groups, in seq order)
+    and of `head`, packed for the wire.
 
     Why packed here, and in C (`ledger/_projection.c`): a bulk group touches thousands of
     accounts. redis-py's `hset` walked its mapping and then every argument in Python; a
     generator over the snapshots feeding hiredis's packer was still most of the bus replier's
     CPU (the thread a lone payment's reply waits for, 13% of the writer process's under load);
-    in C the packing takes 0.08 µs per transfer instead of 0.57."""
+    in C the packing takes 0.08 µs per transfer instead of 0.57.
+
+    Each account once: Redis runs an HSET as one command, and every balance read waits while
+    it does. Under `python -m bench http-distributed` an HSET took Redis 855 µs on average, and
+    a group of 4,000 uniform transfers names about 30% of its accounts more than once (hot
+    accounts far more)."""
     return hset(key.encode(), groups, HEAD_FIELD, head)

@@ -1,6 +1,7 @@
 """`ledger._projection.hset`: the published balances' HSET, packed for the wire in C.
 
-hiredis, the packer it replaced, is the reference: both must give the same bytes."""
+hiredis, the packer it replaced, is the reference: both must give the same bytes for the same
+fields, each account once with its latest snapshot."""
 
 from __future__ import annotations
 
@@ -22,7 +23,11 @@ def event(seq: int, *pairs: tuple[str, bytes]) -> Event:
 
 
 def reference(key: bytes, groups: list[list[Event]], head: int) -> bytes:
-    fields = [part for events in groups for e in events for pair in e.snapshots for part in pair]
+    latest = {}  # each account once, at its first place, with its last snapshot
+    for events in groups:
+        for e in events:
+            latest.update(e.snapshots)
+    fields = [part for pair in latest.items() for part in pair]
     return hiredis.pack_command((b"HSET", key, *fields, HEAD_FIELD, head))
 
 
@@ -40,6 +45,13 @@ def test_packs_what_hiredis_packs() -> None:
     for head in (0, 9, 10, 123_456_789, 2**62):
         assert hset(b"ledgerfs:balances:EUR", groups, HEAD_FIELD, head) == reference(
             b"ledgerfs:balances:EUR", groups, head)
+
+
+def test_each_account_is_named_once_with_its_latest_snapshot() -> None:
+    groups = [[event(1, ("a", b"a1"), ("b", b"b1")), event(2, ("a", b"a2"))],
+              [event(3, ("b", b"b3"), ("a", b"a3"))]]
+    assert hset(b"k", groups, HEAD_FIELD, 3) == hiredis.pack_command(
+        (b"HSET", b"k", b"a", b"a3", b"b", b"b3", HEAD_FIELD, 3))
 
 
 def test_with_no_events_only_the_head_is_set() -> None:
