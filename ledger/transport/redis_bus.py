@@ -279,6 +279,7 @@ class RedisBusServer:
         self._replier = threading.Thread(
             target=self._reply_loop, name=f"ledger-bus-replier-{self.ledger}", daemon=True
         )
+        self._bulk = _BulkReplies(self)
         self._next_heartbeat = 0.0
         self.requests_handled = 0
         self.writer_failed = False
@@ -386,9 +387,10 @@ class RedisBusServer:
     def _reply_loop(self) -> None:
         """Send what the writer produced: each group's balances in the writer's order, and
         before any reply of that group; a small request's reply as soon as it is reached;
-        the replies to bulk requests when nothing else is queued, one per round trip (and,
-        once the oldest has waited `MAX_BULK_REPLY_DEFERRAL_SECONDS`, one after each batch, so
-        a steady stream of small requests cannot hold them back for long).
+        the replies to bulk requests when nothing else is queued, one at a time on a
+        connection of their own (`_BulkReplies`; and, once the oldest has waited
+        `MAX_BULK_REPLY_DEFERRAL_SECONDS`, one after each batch, so a steady stream of small
+        requests cannot hold them back for long).
 
         Why bulk replies wait: encoding one (a thousand results, their events' bytes) and
         handing Redis its half a megabyte takes milliseconds, and under load the replies of
@@ -400,6 +402,7 @@ class RedisBusServer:
         deferred: deque = deque()
         while True:
             if not deferred:
+                self._bulk.settle()
                 item = self._replies.get()
             else:
                 try:
@@ -421,12 +424,14 @@ class RedisBusServer:
             if batch:
                 self._send(batch)
             if item is None:
+                self._bulk.settle()
                 if deferred:
                     self._send([reply for _, reply in deferred])
+                self._bulk.close()
                 return
             if deferred and (item is _NOTHING or time.monotonic() - deferred[0][0]
                              >= MAX_BULK_REPLY_DEFERRAL_SECONDS):
-                self._send([deferred.popleft()[1]])
+                self._bulk.send(deferred.popleft()[1])
 
     def _execute(self, packed: list[bytes], commands: list[tuple]) -> None:
         """Send the commands packed beforehand (`hset_command`) and then `commands`, all in one
@@ -461,9 +466,11 @@ class RedisBusServer:
                     return
                 time.sleep(RETRY_PAUSE_SECONDS)
 
-    def _send(self, batch: list) -> None:
+    def _encode(self, batch: list, last_seq: int) -> tuple[list[list[Event]], int, list, list]:
+        """(the events of the batch's durable groups, the last one's seq, a (list, reply)
+        pair per reply, the bus entries they answer); the replies say the writer's last seq
+        was `last_seq`."""
         store = self.writer.store
-        last_seq = self.writer.last_seq
         groups = []
         head = -1
         replies = []
@@ -482,18 +489,18 @@ class RedisBusServer:
             else:
                 data = codec.reply_encode(request_id, future.result(), store.get, last_seq)
             replies.append((reply_to, data))
+        return groups, head, replies, entry_ids
+
+    def _send(self, batch: list) -> None:
+        last_seq = self.writer.last_seq
+        groups, head, replies, entry_ids = self._encode(batch, last_seq)
         balances = hset_command(keys.balances(self.ledger), groups, head) if groups else None
         while True:
             # Balances and the head go first: a reader that learns of an acknowledged write by
             # any route finds the write in the balances, and the head at least that far (it
             # catches its secondary instance up to it).
             commands: list[tuple] = [("SET", keys.head(self.ledger), last_seq)]
-            for reply_to, data in replies:
-                commands.append(("LPUSH", reply_to, data))
-                commands.append(("EXPIRE", reply_to, REPLY_TTL_SECONDS))
-            if entry_ids:
-                commands.append(("XACK", self.stream_key, keys.BUS_GROUP, *entry_ids))
-                commands.append(("XDEL", self.stream_key, *entry_ids))
+            commands.extend(self._reply_commands(replies, entry_ids))
             try:
                 self._execute([] if balances is None else [balances], commands)
                 self.requests_handled += len(batch)
@@ -504,3 +511,76 @@ class RedisBusServer:
                 if self._stopping.is_set():
                     return
                 time.sleep(RETRY_PAUSE_SECONDS)
+
+    def _reply_commands(self, replies: list[tuple], entry_ids: list) -> list[tuple]:
+        commands: list[tuple] = []
+        for reply_to, data in replies:
+            commands.append(("LPUSH", reply_to, data))
+            commands.append(("EXPIRE", reply_to, REPLY_TTL_SECONDS))
+        if entry_ids:
+            commands.append(("XACK", self.stream_key, keys.BUS_GROUP, *entry_ids))
+            commands.append(("XDEL", self.stream_key, *entry_ids))
+        return commands
+
+
+class _BulkReplies:
+    """The replies to bulk requests, sent on a connection of their own without waiting for
+    Redis's answers: those are read before the next one is sent, or when the replier has
+    nothing else to do.
+
+    Why: a bulk reply's round trip took the replier 6 ms (median, 16 at p95) under the
+    distributed benchmark, and a lone payment's reply that arrived meanwhile waited for its
+    end: measured inside the writer process, 42% of that reply's wait for the replier.
+
+    What stays in order: a bulk reply is sent only after its group's balances were answered
+    on the replier's own connection, and it sets no head (the balances' batch did, at least as
+    far). When the connection fails, the replies whose answers were not all read are sent
+    again the waiting way: a reply pushed twice is popped once by its client and then
+    ignored, and acknowledging an entry twice changes nothing."""
+
+    def __init__(self, server: RedisBusServer) -> None:
+        self.server = server
+        self._connection = None
+        self._in_flight: tuple[tuple, int] | None = None  # (the reply's item, answers due)
+
+    def send(self, item: tuple) -> None:
+        self.settle()
+        server = self.server
+        _, _, replies, entry_ids = server._encode([item], server.writer.last_seq)
+        commands = server._reply_commands(replies, entry_ids)
+        try:
+            if self._connection is None:
+                self._connection = server._redis.connection_pool.get_connection()
+            self._connection.send_packed_command(self._connection.pack_commands(commands))
+        except CONNECTION_ERRORS:
+            self._drop()
+            server._send([item])
+            return
+        self._in_flight = (item, len(commands))
+
+    def settle(self) -> None:
+        """Read the answers of the reply in flight, if any; send it again on failure."""
+        if self._in_flight is None:
+            return
+        item, due = self._in_flight
+        self._in_flight = None
+        try:
+            for _ in range(due):
+                self._connection.read_response()
+        except CONNECTION_ERRORS:
+            self._drop()
+            self.server._send([item])
+            return
+        self.server.requests_handled += 1
+
+    def close(self) -> None:
+        self.settle()
+        if self._connection is not None:
+            self.server._redis.connection_pool.release(self._connection)
+            self._connection = None
+
+    def _drop(self) -> None:
+        if self._connection is not None:
+            self._connection.disconnect()
+            self.server._redis.connection_pool.release(self._connection)
+            self._connection = None

@@ -68,6 +68,13 @@ class RecordingServer(RedisBusServer):
     def __init__(self, url: str, writer) -> None:
         super().__init__(url, writer)
         self.sent: list[list[str]] = []
+        send_bulk = self._bulk.send
+
+        def record_bulk(item: tuple) -> None:
+            self.sent.append([item[1]])
+            send_bulk(item)
+
+        self._bulk.send = record_bulk
 
     def _send(self, batch: list) -> None:
         self.sent.append(["durable" if type(item) is _Durable else item[1] for item in batch])
@@ -127,3 +134,22 @@ def test_bulk_replies_go_one_at_a_time_after_their_groups_balances(redis_url):
         server._replies.put(None)
         thread.join(10)
     assert server.sent == [["durable"], ["bulk-1"], ["bulk-2"], ["durable", "single"]]
+
+
+def test_a_bulk_reply_goes_out_before_redis_answers_and_again_if_they_are_lost(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    client.delete("reply:test")
+    server = RecordingServer(redis_url, RecordingWriter())
+    server._bulk.send(reply("bulk-1", 1_000))
+    wait_for(lambda: client.llen("reply:test") == 1, 10, "the bulk reply")
+    assert server.requests_handled == 0  # its answers are not read yet
+    server._bulk.settle()
+    assert server.requests_handled == 1
+
+    server._bulk.send(reply("bulk-2", 1_000))
+    server._bulk._connection.disconnect()  # the answers are lost with the connection
+    server._bulk.settle()
+    # Sent again, the waiting way: the client pops one and ignores any other.
+    assert server.sent == [["bulk-1"], ["bulk-2"], ["bulk-2"]]
+    assert server.requests_handled == 2
+    assert b"bulk-2" in b"".join(client.lrange("reply:test", 0, -1))
