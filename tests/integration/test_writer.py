@@ -127,17 +127,19 @@ def test_a_failed_write_acknowledges_nothing_and_the_writer_carries_on(path):
         store.close()
 
 
-class RefusingPoison(RocksEventStore):
-    """A real store that cannot write any group holding the command keyed "poison"."""
+class RefusingAtKey(RocksEventStore):
+    """A real store that cannot write any part holding the command keyed `refused`."""
+
+    refused = "poison"
 
     def write(self, outcome, state):
-        if any(e.body["idempotency_key"] == "poison" for e in outcome.events):
-            raise OSError("simulated failure tied to one request")
+        if any(e.body["idempotency_key"] == self.refused for e in outcome.events):
+            raise OSError("simulated failure tied to one command")
         super().write(outcome, state)
 
 
 def test_a_request_that_breaks_its_group_fails_alone(path):
-    store = RefusingPoison(path, LEDGER)
+    store = RefusingAtKey(path, LEDGER)
     writer = Writer(store)
     writer.recover()  # synchronous: both requests below go into one group
     try:
@@ -352,17 +354,6 @@ def test_a_request_in_parts_finds_the_records_of_every_part(writer):
     assert [r.seq for r in second] == [r.seq for r in first]
     assert writer.last_seq == seq
     assert writer.machine.state.accounts[acc("b")].balances["available"] == 10_000 + len(first)
-
-
-class RefusingAtKey(RocksEventStore):
-    """A real store that cannot write any part holding the command keyed `refused`."""
-
-    refused = "poison"
-
-    def write(self, outcome, state):
-        if any(e.body["idempotency_key"] == self.refused for e in outcome.events):
-            raise OSError("simulated failure tied to one command")
-        super().write(outcome, state)
 
 
 def test_a_request_whose_later_part_fails_says_part_of_it_was_applied(path):
