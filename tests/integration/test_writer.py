@@ -280,66 +280,54 @@ def _held(writer: Writer):
     return release, blockers[-1]
 
 
-def test_small_requests_are_committed_ahead_of_the_bulk_queued_with_them(path):
-    store = RocksEventStore(path, LEDGER)
-    writer = Writer(store).start()
-    try:
-        open_and_fund(writer, ["a", "b"])
-        release, blocker = _held(writer)
-        bulk = writer.submit(Request([
-            Command("transfer", f"bulk-{i}", account=acc("a"), to=acc("b"), amount=1)
-            for i in range(50)]))
-        lone = writer.submit(Request([Command("transfer", "lone", account=acc("b"),
-                                              to=acc("a"), amount=2)]))
-        release.set()
-        [blocked] = blocker.result(10)
-        [paid] = lone.result(10)
-        moved = bulk.result(10)
-        assert all(r.ok for r in [blocked, paid, *moved])
-        # Taken from the queue together, the lone payment went first, in a group of its own.
-        assert blocked.seq < paid.seq < moved[0].seq
-        assert [r.seq for r in moved] == list(range(paid.seq + 1, paid.seq + 51))
-    finally:
-        writer.stop()
-        store.close()
-
-
 def _bulk(prefix: str, count: int) -> Request:
     return Request([Command("transfer", f"{prefix}-{i}", account=acc("a"), to=acc("b"), amount=1)
                     for i in range(count)])
 
 
-def test_a_small_request_queued_while_bulk_is_decided_goes_before_the_rest_of_it(path):
-    store = RocksEventStore(path, LEDGER)
-    writer = Writer(store).start()
-    try:
-        open_and_fund(writer, ["a", "b"])
-        release, _ = _held(writer)
-        # The lone payment is queued while the first part of the bulk request is decided.
-        lone: list = []
-        decide = writer.machine.execute
+def _lone() -> Request:
+    return Request([Command("transfer", "lone", account=acc("b"), to=acc("a"), amount=2)])
 
-        def execute(requests, now, known, stop=None, outcome=None):
-            if len(requests[0].commands) == PART_COMMANDS and not lone:
-                lone.append(writer.submit(Request([
-                    Command("transfer", "lone", account=acc("b"), to=acc("a"), amount=2)])))
-            return decide(requests, now, known, stop, outcome)
 
-        writer.machine.execute = execute
-        bulk = writer.submit(_bulk("bulk", 2 * PART_COMMANDS + 10))
-        release.set()
-        moved = bulk.result(10)
-        [paid] = lone[0].result(10)
-        # One answer for the whole request, its results in its commands' order.
-        assert len(moved) == 2 * PART_COMMANDS + 10
-        assert all(r.ok for r in [paid, *moved])
-        assert [r.seq for r in moved] == sorted(r.seq for r in moved)
-        # The group ended after the first part; the lone payment went next, then the rest.
-        assert moved[PART_COMMANDS - 1].seq < paid.seq < moved[PART_COMMANDS].seq
-        assert moved[-1].seq - moved[0].seq == len(moved)
-    finally:
-        writer.stop()
-        store.close()
+def test_small_requests_are_committed_ahead_of_the_bulk_queued_with_them(writer):
+    open_and_fund(writer, ["a", "b"])
+    release, blocker = _held(writer)
+    bulk = writer.submit(_bulk("bulk", 50))
+    lone = writer.submit(_lone())
+    release.set()
+    [blocked] = blocker.result(10)
+    [paid] = lone.result(10)
+    moved = bulk.result(10)
+    assert all(r.ok for r in [blocked, paid, *moved])
+    # Taken from the queue together, the lone payment went first, in a group of its own.
+    assert blocked.seq < paid.seq < moved[0].seq
+    assert [r.seq for r in moved] == list(range(paid.seq + 1, paid.seq + 51))
+
+
+def test_a_small_request_queued_while_bulk_is_decided_goes_before_the_rest_of_it(writer):
+    open_and_fund(writer, ["a", "b"])
+    release, _ = _held(writer)
+    # The lone payment is queued while the first part of the bulk request is decided.
+    lone: list = []
+    decide = writer.machine.execute
+
+    def execute(requests, now, known, stop=None, outcome=None):
+        if len(requests[0].commands) == PART_COMMANDS and not lone:
+            lone.append(writer.submit(_lone()))
+        return decide(requests, now, known, stop, outcome)
+
+    writer.machine.execute = execute
+    bulk = writer.submit(_bulk("bulk", 2 * PART_COMMANDS + 10))
+    release.set()
+    moved = bulk.result(10)
+    [paid] = lone[0].result(10)
+    # One answer for the whole request, its results in its commands' order.
+    assert len(moved) == 2 * PART_COMMANDS + 10
+    assert all(r.ok for r in [paid, *moved])
+    assert [r.seq for r in moved] == sorted(r.seq for r in moved)
+    # The group ended after the first part; the lone payment went next, then the rest.
+    assert moved[PART_COMMANDS - 1].seq < paid.seq < moved[PART_COMMANDS].seq
+    assert moved[-1].seq - moved[0].seq == len(moved)
 
 
 def test_a_request_in_parts_finds_the_records_of_every_part(writer):
