@@ -17,7 +17,7 @@ import os
 import random
 import re
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from ledger.core import canonical
@@ -266,14 +266,11 @@ class StateMachine:
 
     def execute(
         self, requests: list[Request], now: int, known: dict[bytes, IdempotencyRecord],
-        stop: Callable[[], bool] | None = None, outcome: GroupOutcome | None = None,
+        outcome: GroupOutcome | None = None,
     ) -> GroupOutcome:
         """Decide one group of requests. `known` maps scoped idempotency keys to the records
         the store holds for them (the writer fetches them beforehand); it is updated in place
-        with the new records, which are also returned in `outcome.records`.
-
-        `stop()`, asked after each request but the last, ends the group there: the outcome
-        then has results for the requests decided so far only (at least one). Given an
+        with the new records, which are also returned in `outcome.records`. Given an
         `outcome`, what is decided is added to it (one write for several calls)."""
         if outcome is None:
             outcome = GroupOutcome()
@@ -285,9 +282,7 @@ class StateMachine:
                  _leg(hold.account, "available", hold.amount)],
                 {"hold_id": hold.id}, {}, {},
             )
-        for index, request in enumerate(requests):
-            if index and stop is not None and stop():
-                break
+        for request in requests:
             if request.atomic:
                 outcome.results.append(self._execute_atomic(request.commands, now, known, outcome))
             elif self._native is not None:

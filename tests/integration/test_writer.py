@@ -311,10 +311,10 @@ def test_a_small_request_queued_while_bulk_is_decided_goes_before_the_rest_of_it
     lone: list = []
     decide = writer.machine.execute
 
-    def execute(requests, now, known, stop=None, outcome=None):
+    def execute(requests, now, known, outcome=None):
         if len(requests[0].commands) == PART_COMMANDS and not lone:
             lone.append(writer.submit(_lone()))
-        return decide(requests, now, known, stop, outcome)
+        return decide(requests, now, known, outcome)
 
     writer.machine.execute = execute
     bulk = writer.submit(_bulk("bulk", 2 * PART_COMMANDS + 10))

@@ -363,14 +363,15 @@ def test_a_hold_rolled_back_with_its_chain_and_placed_again_expires_once(book: B
     assert book.balances(alice)["available"] == 100
 
 
-def test_a_group_told_to_stop_ends_after_the_request_in_progress(book: Book) -> None:
-    """The writer ends a group of bulk requests early when a small one is waiting: the machine
-    decides at least one request, then none after `stop()` says so."""
+def test_calls_given_one_outcome_add_to_it(book: Book) -> None:
+    """The writer decides a bulk request part by part and writes the parts together: each call
+    adds its results, events and records to the outcome it is given."""
     alice = book.open("did:example:alice")
     first, second = (Request([book.command("mint", account=alice, amount=amount)])
                      for amount in (5, 7))
-    asked: list[int] = []
-    outcome = book.machine.execute([first, second], book.now, book.known,
-                                   stop=lambda: asked.append(1) or True)
-    assert asked == [1] and len(outcome.results) == 1 and outcome.results[0][0].ok
-    assert book.available(alice) == 5  # the second request was left undecided
+    outcome = book.machine.execute([first], book.now, book.known)
+    assert book.machine.execute([second], book.now, book.known, outcome=outcome) is outcome
+    assert [[r.ok for r in results] for results in outcome.results] == [[True], [True]]
+    assert [e.seq for e in outcome.events] == [r[0].seq for r in outcome.results]
+    assert len(outcome.records) == 2
+    assert book.available(alice) == 12
